@@ -1,0 +1,210 @@
+//! Task groups: the barrier, failure and cancellation domain of a session.
+//!
+//! # Counting
+//!
+//! Completion is counted as a tree, Cilk-style, so that forks never touch
+//! a shared cache line: every task has a `pending` count (1 for its own
+//! future + 1 per child whose subtree is unfinished) and hands its "done" to
+//! its parent when that reaches zero; top-level tasks hand it to the group.
+//! The group's own `pending` starts at 1 (held by the owner while it sets
+//! up) and reaching zero means every task transitively forked has finished.
+//!
+//! # Parked tasks, deadlock and cancellation
+//!
+//! A task registers here the first time it parks and deregisters when it
+//! completes, so at any moment every parked task is in `parked`. When the
+//! pool goes idle while the group still has pending tasks, the detector in
+//! `registry.rs` calls [`TaskGroup::report_stuck`]; the owner then cancels
+//! every parked task (drops its future), which frees everything the tasks
+//! held and lets the count reach zero. The same happens after a panic or a
+//! recorded error: the group is marked cancelled, queued tasks are dropped
+//! instead of polled, tasks that would park cancel themselves, and whatever
+//! slipped through is cancelled once the pool is idle.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use crossbeam_utils::CachePadded;
+
+use super::latch::Owner;
+use super::registry::{Registry, WorkerThread};
+use super::task::{self, Header};
+use crate::sync::{lock, AtomicBool, AtomicUsize, Mutex, Ordering::*};
+
+/// Marker for "not in the parked registry".
+pub(crate) const NOT_PARKED: usize = usize::MAX;
+
+/// How a group ended when its owner stopped waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GroupEnd {
+    /// Every task finished on its own.
+    Completed,
+    /// The pool went idle with this many tasks parked (deadlock); they were
+    /// cancelled.
+    Deadlocked { parked: usize },
+}
+
+pub(crate) struct TaskGroup {
+    registry: Arc<Registry>,
+    pending: CachePadded<AtomicUsize>,
+    stuck: AtomicBool,
+    cancelled: AtomicBool,
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+    parked: Mutex<Vec<*const Header>>,
+    owner: Owner,
+}
+
+// SAFETY: the raw task pointers in `parked` each hold a reference count on
+// their task and are only used under the lock or after being taken out.
+unsafe impl Send for TaskGroup {}
+// SAFETY: as above.
+unsafe impl Sync for TaskGroup {}
+
+impl TaskGroup {
+    /// A group owned by the current thread.
+    pub(crate) fn new(registry: Arc<Registry>) -> Self {
+        let owner = Owner::current(&registry);
+        Self {
+            registry,
+            pending: CachePadded::new(AtomicUsize::new(1)),
+            stuck: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
+            panic: Mutex::new(None),
+            parked: Mutex::new(Vec::new()),
+            owner,
+        }
+    }
+
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub(crate) fn add_top_level(&self) {
+        self.pending.fetch_add(1, Relaxed);
+    }
+
+    /// A top-level subtree (or the owner's own setup hold) finished.
+    pub(crate) fn finish_top_level(&self) {
+        // Copy the owner before the decrement: once it reaches zero the
+        // owner may return and free `self` (see `latch.rs`).
+        let owner = self.owner.clone();
+        if self.pending.fetch_sub(1, SeqCst) == 1 {
+            owner.wake();
+        }
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Acquire)
+    }
+
+    /// Stops the group: queued tasks are dropped instead of polled.
+    pub(crate) fn cancel(&self) {
+        self.cancelled.store(true, SeqCst);
+    }
+
+    /// Records a task's panic (the first one wins) and cancels the group.
+    pub(crate) fn record_panic(&self, payload: Box<dyn Any + Send>) {
+        let mut slot = lock(&self.panic);
+        if slot.is_none() {
+            *slot = Some(payload);
+        }
+        drop(slot);
+        self.cancel();
+    }
+
+    pub(crate) fn take_panic(&self) -> Option<Box<dyn Any + Send>> {
+        lock(&self.panic).take()
+    }
+
+    /// Called by the deadlock detector, under the registry's idle lock.
+    pub(crate) fn report_stuck(&self) {
+        if self.pending.load(SeqCst) == 0 {
+            return;
+        }
+        self.stuck.store(true, SeqCst);
+        self.owner.clone().wake();
+    }
+
+    pub(crate) fn register_parked(&self, task: *const Header) {
+        let mut parked = lock(&self.parked);
+        // SAFETY: the caller runs `task` (holds RUNNING), so it is alive.
+        unsafe { task::acquire(task) };
+        // SAFETY: as above; `park_slot` is only written under this lock.
+        unsafe { (*task).park_slot.store(parked.len(), Relaxed) };
+        parked.push(task);
+    }
+
+    pub(crate) fn deregister_parked(&self, task: *const Header) {
+        let mut parked = lock(&self.parked);
+        // SAFETY: the caller is completing `task`, so it is alive.
+        let slot = unsafe { (*task).park_slot.load(Relaxed) };
+        if slot == NOT_PARKED {
+            return;
+        }
+        parked.swap_remove(slot);
+        if let Some(&moved) = parked.get(slot) {
+            // SAFETY: entries of `parked` hold a reference.
+            unsafe { (*moved).park_slot.store(slot, Relaxed) };
+        }
+        // SAFETY: as above.
+        unsafe { (*task).park_slot.store(NOT_PARKED, Relaxed) };
+        drop(parked);
+        // SAFETY: drops the registry's reference; the completing caller
+        // still holds one, so this never frees the task.
+        unsafe { task::release(task) };
+    }
+
+    /// Cancels every task currently parked. Returns how many there were.
+    fn cancel_parked(&self) -> usize {
+        let taken = std::mem::take(&mut *lock(&self.parked));
+        let n = taken.len();
+        for &t in &taken {
+            // SAFETY: each entry holds a reference (taken over from the
+            // registry here); `park_slot` is reset before the task can be
+            // completed by us below.
+            unsafe { (*t).park_slot.store(NOT_PARKED, Relaxed) };
+        }
+        for t in taken {
+            // SAFETY: we own one reference per entry.
+            unsafe {
+                task::cancel_if_idle(t);
+                task::release(t);
+            }
+        }
+        n
+    }
+
+    /// Waits until every task of the group has finished, cancelling parked
+    /// tasks whenever the pool reports the group stuck. Call once, on the
+    /// owner's thread, after the setup hold was released.
+    pub(crate) fn wait(&self) -> GroupEnd {
+        // A worker that waits here while polling a task of another group
+        // keeps that group "running" for the detector.
+        let outer = WorkerThread::current()
+            .filter(|w| std::ptr::eq(w.registry(), &*self.registry))
+            .map(|w| w.current_task() as *const Header)
+            .filter(|t| !t.is_null())
+            // SAFETY: the current task is being polled on this thread.
+            .map(|t| unsafe { (*t).group });
+        if let Some(g) = outer {
+            self.registry.set_blocked(g, true);
+        }
+        let mut end = GroupEnd::Completed;
+        loop {
+            self.owner.wait_until(|| self.pending.load(SeqCst) == 0 || self.stuck.load(SeqCst));
+            if self.pending.load(SeqCst) == 0 {
+                break;
+            }
+            self.stuck.store(false, SeqCst);
+            self.cancel();
+            let parked = self.cancel_parked();
+            if end == GroupEnd::Completed {
+                end = GroupEnd::Deadlocked { parked };
+            }
+        }
+        if let Some(g) = outer {
+            self.registry.set_blocked(g, false);
+        }
+        end
+    }
+}

@@ -1,0 +1,24 @@
+//! The work-stealing scheduler. It knows nothing of LVars: it runs
+//! closures (`join`, `par_for`) and futures (tasks grouped by
+//! [`TaskGroup`](group::TaskGroup)), and wakes tasks through ordinary
+//! `std::task::Waker`s.
+//!
+//! Modules, from the bottom up: `sleep` (idle workers, no lost wake-ups),
+//! `job` and `latch` (units of work, completion flags), `registry` (queues,
+//! worker loop, deadlock detection), `join`, `par_for`, `task` (futures),
+//! `group` (barrier, failure and cancellation of a session's tasks), `pool`.
+
+pub(crate) mod group;
+pub(crate) mod job;
+pub(crate) mod join;
+pub(crate) mod latch;
+pub(crate) mod par_for;
+pub(crate) mod pool;
+pub(crate) mod registry;
+pub(crate) mod sleep;
+pub(crate) mod task;
+
+pub use join::join;
+pub use par_for::{par_for, par_for_grain};
+pub use pool::{BuildError, ThreadPool, ThreadPoolBuilder};
+pub use task::{yield_now, JoinHandle};

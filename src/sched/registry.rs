@@ -1,0 +1,321 @@
+//! The pool's shared state and the worker loop.
+//!
+//! Each worker owns a LIFO crossbeam `Worker` deque; everybody can steal
+//! from its `Stealer`; foreign threads inject into one global `Injector`.
+//! Idle workers spin briefly, then sleep through [`Sleep`] (see `sleep.rs`
+//! for the no-lost-wake-up protocol).
+//!
+//! # Deadlock detection
+//!
+//! A task group (a session, `group.rs`) can only be woken by code of that
+//! group, and every such code runs on a worker. So when *every* worker is
+//! asleep and every queue is empty (checked under `idle`, which is also
+//! held while a group registers and injects its first job), no group that
+//! still has pending tasks can ever make progress: each one is reported as
+//! deadlocked, except groups one of whose tasks is blocked inside a nested
+//! wait (it is running, only waiting for an inner group).
+
+use std::cell::Cell;
+use std::sync::Arc;
+
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+use crossbeam_utils::Backoff;
+
+use super::group::TaskGroup;
+use super::job::JobRef;
+use super::sleep::Sleep;
+use crate::sync::{lock, AtomicBool, Mutex, Ordering::SeqCst};
+
+/// What the deadlock detector looks at, guarded by one mutex.
+#[derive(Default)]
+struct IdleState {
+    /// Groups with a waiting owner. Raw pointers: a group is registered by
+    /// its owner and unregistered before the owner frees it, always under
+    /// this lock.
+    groups: Vec<*const TaskGroup>,
+    /// Groups one of whose tasks is blocked in a nested wait (multiset).
+    blocked: Vec<*const TaskGroup>,
+}
+
+/// Shared state of one thread pool.
+pub(crate) struct Registry {
+    injector: Injector<JobRef>,
+    stealers: Box<[Stealer<JobRef>]>,
+    sleep: Sleep,
+    terminate: AtomicBool,
+    idle: Mutex<IdleState>,
+}
+
+// SAFETY: the raw group pointers in `idle` are only dereferenced under the
+// `idle` lock while registered (see `IdleState::groups`); everything else is
+// Send + Sync.
+unsafe impl Send for Registry {}
+// SAFETY: as above.
+unsafe impl Sync for Registry {}
+
+thread_local! {
+    static WORKER: Cell<*const WorkerThread> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Per-worker state, living on the worker thread's stack.
+pub(crate) struct WorkerThread {
+    deque: Worker<JobRef>,
+    index: usize,
+    registry: Arc<Registry>,
+    rng: Cell<u64>,
+    /// The task being polled on this thread (for `fork`'s parent link), or
+    /// null.
+    current_task: Cell<*const ()>,
+}
+
+impl Registry {
+    /// Creates the registry and starts `num_threads` workers.
+    pub(crate) fn new(
+        num_threads: usize,
+        thread_name: &mut dyn FnMut(usize) -> String,
+        stack_size: Option<usize>,
+    ) -> std::io::Result<(Arc<Registry>, Vec<std::thread::JoinHandle<()>>)> {
+        let num_threads = num_threads.max(1);
+        let deques: Vec<Worker<JobRef>> = (0..num_threads).map(|_| Worker::new_lifo()).collect();
+        let registry = Arc::new(Registry {
+            injector: Injector::new(),
+            stealers: deques.iter().map(Worker::stealer).collect(),
+            sleep: Sleep::new(num_threads),
+            terminate: AtomicBool::new(false),
+            idle: Mutex::new(IdleState::default()),
+        });
+        let mut handles = Vec::with_capacity(num_threads);
+        for (index, deque) in deques.into_iter().enumerate() {
+            let worker_registry = Arc::clone(&registry);
+            let mut b = std::thread::Builder::new().name(thread_name(index));
+            if let Some(size) = stack_size {
+                b = b.stack_size(size);
+            }
+            let spawned = b.spawn(move || {
+                let worker = WorkerThread {
+                    deque,
+                    index,
+                    registry: worker_registry,
+                    rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)),
+                    current_task: Cell::new(std::ptr::null()),
+                };
+                worker.registry.sleep.register_current_thread(index);
+                WORKER.with(|w| w.set(&worker));
+                worker.main_loop();
+                WORKER.with(|w| w.set(std::ptr::null()));
+            });
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    registry.terminate();
+                    return Err(e);
+                }
+            }
+        }
+        Ok((registry, handles))
+    }
+
+    pub(crate) fn num_threads(&self) -> usize {
+        self.stealers.len()
+    }
+
+    pub(crate) fn sleep(&self) -> &Sleep {
+        &self.sleep
+    }
+
+    /// Pushes a job from a thread that is not one of our workers.
+    pub(crate) fn inject(&self, job: JobRef) {
+        self.injector.push(job);
+        self.sleep.notify_one(0);
+    }
+
+    /// Pushes a job: on the current worker's deque if we are one of ours,
+    /// else on the injector.
+    pub(crate) fn push(&self, job: JobRef) {
+        match WorkerThread::current() {
+            Some(w) if std::ptr::eq(&*w.registry, self) => w.push(job),
+            _ => self.inject(job),
+        }
+    }
+
+    /// Asks every worker to exit once idle.
+    pub(crate) fn terminate(&self) {
+        self.terminate.store(true, SeqCst);
+        self.sleep.notify_all();
+    }
+
+    fn queues_empty(&self) -> bool {
+        self.injector.is_empty() && self.stealers.iter().all(Stealer::is_empty)
+    }
+
+    /// Registers `group` for deadlock detection and injects/pushes its first
+    /// job, atomically with respect to the detector.
+    pub(crate) fn register_group(&self, group: &TaskGroup, first_job: impl FnOnce()) {
+        let mut idle = lock(&self.idle);
+        idle.groups.push(group);
+        first_job();
+        drop(idle);
+    }
+
+    /// Removes `group` from deadlock detection (before it is freed).
+    pub(crate) fn unregister_group(&self, group: &TaskGroup) {
+        let mut idle = lock(&self.idle);
+        if let Some(i) = idle.groups.iter().position(|g| std::ptr::eq(*g, group)) {
+            idle.groups.swap_remove(i);
+        }
+    }
+
+    /// Marks `group` as blocked by a running task (nested wait) or not.
+    pub(crate) fn set_blocked(&self, group: *const TaskGroup, blocked: bool) {
+        let mut idle = lock(&self.idle);
+        if blocked {
+            idle.blocked.push(group);
+        } else if let Some(i) = idle.blocked.iter().position(|g| std::ptr::eq(*g, group)) {
+            idle.blocked.swap_remove(i);
+        }
+    }
+
+    /// Called by the last worker to fall asleep. Re-checks idleness under
+    /// the lock (Invariant 2 of `sleep.rs`) and reports every group that
+    /// can no longer progress.
+    #[cold]
+    fn on_last_asleep(&self) {
+        let idle = lock(&self.idle);
+        if !self.queues_empty() || self.sleep.sleepers() != self.sleep.num_workers() {
+            return;
+        }
+        for &g in &idle.groups {
+            if idle.blocked.iter().any(|b| std::ptr::eq(*b, g)) {
+                continue;
+            }
+            // SAFETY: registered groups are alive while `idle` is locked.
+            unsafe { (*g).report_stuck() };
+        }
+    }
+}
+
+impl WorkerThread {
+    /// The worker running on this thread, if any.
+    #[inline]
+    pub(crate) fn current<'a>() -> Option<&'a WorkerThread> {
+        let p = WORKER.with(Cell::get);
+        // SAFETY: the pointer is set by the worker thread itself to a value
+        // on its own stack that outlives every job it runs, and cleared
+        // before that frame ends.
+        unsafe { p.as_ref() }
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub(crate) fn registry_arc(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    pub(crate) fn current_task(&self) -> *const () {
+        self.current_task.get()
+    }
+
+    pub(crate) fn set_current_task(&self, t: *const ()) -> *const () {
+        self.current_task.replace(t)
+    }
+
+    #[inline]
+    pub(crate) fn push(&self, job: JobRef) {
+        self.deque.push(job);
+        self.registry.sleep.notify_one(self.index + 1);
+    }
+
+    /// Pops the most recent local job (LIFO).
+    #[inline]
+    pub(crate) fn pop_local(&self) -> Option<JobRef> {
+        self.deque.pop()
+    }
+
+    fn next_random(&self) -> u64 {
+        // xorshift64*: only used to pick steal victims.
+        let mut x = self.rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn steal(&self) -> Option<JobRef> {
+        loop {
+            let mut retry = false;
+            match self.registry.injector.steal_batch_and_pop(&self.deque) {
+                Steal::Success(job) => return Some(job),
+                Steal::Retry => retry = true,
+                Steal::Empty => {}
+            }
+            let n = self.registry.stealers.len();
+            if n > 1 {
+                let start = (self.next_random() % n as u64) as usize;
+                for k in 0..n {
+                    let victim = (start + k) % n;
+                    if victim == self.index {
+                        continue;
+                    }
+                    match self.registry.stealers[victim].steal() {
+                        Steal::Success(job) => return Some(job),
+                        Steal::Retry => retry = true,
+                        Steal::Empty => {}
+                    }
+                }
+            }
+            if !retry {
+                return None;
+            }
+        }
+    }
+
+    #[inline]
+    fn find_work(&self) -> Option<JobRef> {
+        self.deque.pop().or_else(|| self.steal())
+    }
+
+    fn has_work_anywhere(&self) -> bool {
+        !self.deque.is_empty() || !self.registry.queues_empty()
+    }
+
+    fn main_loop(&self) {
+        let terminated = || self.registry.terminate.load(SeqCst);
+        self.wait_until(terminated);
+        // Drain what is left so no job is lost at shutdown.
+        while let Some(job) = self.find_work() {
+            // SAFETY: every JobRef in our queues is executed exactly once.
+            unsafe { job.execute() };
+        }
+    }
+
+    /// Runs jobs until `cond` holds, sleeping when there is nothing to do.
+    /// `cond` must read with `SeqCst` (see `sleep.rs`).
+    pub(crate) fn wait_until(&self, cond: impl Fn() -> bool) {
+        let backoff = Backoff::new();
+        while !cond() {
+            if let Some(job) = self.find_work() {
+                // SAFETY: every JobRef in our queues is executed exactly once.
+                unsafe { job.execute() };
+                backoff.reset();
+                continue;
+            }
+            if !backoff.is_completed() {
+                backoff.snooze();
+                continue;
+            }
+            self.registry.sleep.sleep(
+                self.index,
+                || cond() || self.has_work_anywhere() || self.registry.terminate.load(SeqCst),
+                || self.registry.on_last_asleep(),
+            );
+            backoff.reset();
+        }
+    }
+}

@@ -1,0 +1,557 @@
+//! Parkable tasks: one heap allocation per task holding a header (state
+//! word, reference count, completion count) and the future.
+//!
+//! # State word
+//!
+//! | bit          | meaning                                                        |
+//! |--------------|----------------------------------------------------------------|
+//! | `SCHEDULED`  | a `JobRef` for the task is in some queue; whoever claims it polls |
+//! | `RUNNING`    | one thread is polling (or cancelling) the future               |
+//! | `NOTIFIED`   | woken while running: re-queue after this poll                  |
+//! | `COMPLETE`   | the future is gone; the output (if any) is in the stage        |
+//! | `JOIN_WAKER` | the join waker slot is written and owned by the task side      |
+//!
+//! **Invariants.** (1) Only the thread that set `RUNNING` (by claiming a
+//! `SCHEDULED` task or an idle one) touches the future, so each wake-up
+//! leads to at most one poll at a time and a parked task is polled again
+//! only after a wake-up. (2) A wake of an idle task sets `SCHEDULED` and
+//! pushes exactly one `JobRef`; a wake while `SCHEDULED`, `NOTIFIED` or
+//! `COMPLETE` does nothing; a wake while `RUNNING` sets `NOTIFIED`, and the
+//! poller re-queues instead of parking, so no wake-up is lost. (3) The join
+//! waker slot follows tokio's protocol: the `JoinHandle` writes it only while
+//! `JOIN_WAKER` and `COMPLETE` are both clear; completion sets `COMPLETE` and
+//! reads the slot only if `JOIN_WAKER` was set.
+//!
+//! # Reference counts
+//!
+//! A task is created with three references: the `JoinHandle`, the "subtree
+//! pending" reference (released when the task and all its children are
+//! done, see `group.rs`) and the queued `JobRef`. Each clone of a waker, each
+//! queued `JobRef` and the parked registry hold one more.
+//!
+//! # Running children inline
+//!
+//! Awaiting a `JoinHandle` whose task is still `SCHEDULED` (nobody stole it)
+//! claims it and polls it right there, like `join` pops its job back: the
+//! common fork-then-await costs one poll on the same stack and no
+//! context switch. The stale `JobRef` left in the queue finds the task not
+//! `SCHEDULED` and only drops its reference.
+
+use std::cell::UnsafeCell;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{fence, AtomicUsize, Ordering::*};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+
+use super::group::{TaskGroup, NOT_PARKED};
+use super::job::JobRef;
+use super::registry::WorkerThread;
+
+const SCHEDULED: usize = 1;
+const RUNNING: usize = 2;
+const NOTIFIED: usize = 4;
+const COMPLETE: usize = 8;
+const JOIN_WAKER: usize = 16;
+
+/// The type-independent part of a task, at the start of every allocation.
+pub(crate) struct Header {
+    state: AtomicUsize,
+    refs: AtomicUsize,
+    /// 1 while the future is unfinished, plus one per unfinished child
+    /// subtree.
+    pending: AtomicUsize,
+    /// The task this one was forked from, or null for a top-level task.
+    parent: *const Header,
+    pub(crate) group: *const TaskGroup,
+    /// Index in the group's parked registry, or `NOT_PARKED`. Written only
+    /// under that registry's lock.
+    pub(crate) park_slot: AtomicUsize,
+    vtable: &'static Vtable,
+    join_waker: UnsafeCell<Option<Waker>>,
+}
+
+struct Vtable {
+    /// Polls the future once; on `Ready` stores the output in the stage.
+    poll: unsafe fn(*const Header, &mut Context<'_>) -> Poll<()>,
+    /// Drops the future in place (cancellation or after a panic).
+    drop_future: unsafe fn(*const Header),
+    /// Moves the output into `*dst` (an `Option<T>`), if there is one.
+    take_output: unsafe fn(*const Header, *mut ()),
+    dealloc: unsafe fn(*const Header),
+}
+
+enum Stage<F: Future> {
+    Running(F),
+    Finished(F::Output),
+    /// Output taken, or the future was dropped without an output.
+    Gone,
+}
+
+#[repr(C)]
+struct Task<F: Future> {
+    header: Header,
+    stage: UnsafeCell<Stage<F>>,
+}
+
+/// Spawns `future` as a task of `group`, queued on the current worker (or
+/// the injector). The caller guarantees the group outlives the task's
+/// completion (sessions wait for their tasks).
+///
+/// # Safety
+/// `future` may borrow data that lives as long as the group's owner waits;
+/// the caller must not let the group end before the task completes.
+pub(crate) unsafe fn spawn<F>(group: &TaskGroup, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let worker = WorkerThread::current().filter(|w| std::ptr::eq(w.registry(), &**group.registry()));
+    let parent = worker
+        .map(|w| w.current_task() as *const Header)
+        // SAFETY: the current task is being polled on this thread.
+        .filter(|t| !t.is_null() && unsafe { std::ptr::eq((**t).group, group) })
+        .unwrap_or(std::ptr::null());
+    if parent.is_null() {
+        group.add_top_level();
+    } else {
+        // SAFETY: the parent is running on this thread, so its pending
+        // count is at least 1 and it cannot finish before this increment.
+        unsafe { (*parent).pending.fetch_add(1, Relaxed) };
+    }
+    let task = Box::new(Task {
+        header: Header {
+            state: AtomicUsize::new(SCHEDULED),
+            refs: AtomicUsize::new(3),
+            pending: AtomicUsize::new(1),
+            parent,
+            group,
+            park_slot: AtomicUsize::new(NOT_PARKED),
+            vtable: &Vtable {
+                poll: poll_future::<F>,
+                drop_future: drop_future::<F>,
+                take_output: take_output::<F>,
+                dealloc: dealloc::<F>,
+            },
+            join_waker: UnsafeCell::new(None),
+        },
+        stage: UnsafeCell::new(Stage::Running(future)),
+    });
+    let header = Box::into_raw(task) as *const Header;
+    // SAFETY: the task holds a reference for this JobRef.
+    let job = unsafe { job_ref(header) };
+    match worker {
+        Some(w) => w.push(job),
+        None => group.registry().push(job),
+    }
+    JoinHandle {
+        header,
+        _marker: PhantomData,
+    }
+}
+
+/// # Safety
+/// The caller transfers one reference to the returned JobRef.
+unsafe fn job_ref(header: *const Header) -> JobRef {
+    // SAFETY: the reference keeps the header alive until `run_job` runs.
+    unsafe { JobRef::new(header as *const (), run_job) }
+}
+
+/// # Safety
+/// `h` must be alive (the caller holds a reference).
+pub(crate) unsafe fn acquire(h: *const Header) {
+    // SAFETY: caller contract.
+    unsafe { (*h).refs.fetch_add(1, Relaxed) };
+}
+
+/// Drops one reference, freeing the task with the last one.
+///
+/// # Safety
+/// The caller gives up one reference it owns.
+pub(crate) unsafe fn release(h: *const Header) {
+    // SAFETY: caller owns a reference, so `h` is alive here.
+    if unsafe { (*h).refs.fetch_sub(1, Release) } == 1 {
+        fence(Acquire);
+        // SAFETY: that was the last reference.
+        unsafe { ((*h).vtable.dealloc)(h) };
+    }
+}
+
+/// Executes a queued task: claims it if it is still `SCHEDULED`.
+unsafe fn run_job(ptr: *const ()) {
+    let h = ptr as *const Header;
+    // SAFETY: the JobRef owns a reference.
+    if unsafe { try_claim(h) } {
+        // SAFETY: we hold RUNNING.
+        unsafe { poll_claimed(h) };
+    }
+    // SAFETY: the JobRef's reference.
+    unsafe { release(h) };
+}
+
+/// Claims a `SCHEDULED` task for polling.
+unsafe fn try_claim(h: *const Header) -> bool {
+    // SAFETY: caller holds a reference.
+    let state = unsafe { &(*h).state };
+    let mut s = state.load(Acquire);
+    loop {
+        if s & (SCHEDULED | RUNNING | COMPLETE) != SCHEDULED {
+            return false;
+        }
+        match state.compare_exchange_weak(s, (s & !SCHEDULED) | RUNNING, Acquire, Acquire) {
+            Ok(_) => return true,
+            Err(actual) => s = actual,
+        }
+    }
+}
+
+/// Cancels a parked (idle) task, if it still is one.
+///
+/// # Safety
+/// The caller holds a reference.
+pub(crate) unsafe fn cancel_if_idle(h: *const Header) {
+    // SAFETY: caller holds a reference.
+    let state = unsafe { &(*h).state };
+    let mut s = state.load(Acquire);
+    loop {
+        if s & (SCHEDULED | RUNNING | COMPLETE) != 0 {
+            return;
+        }
+        match state.compare_exchange_weak(s, s | RUNNING, Acquire, Acquire) {
+            // SAFETY: we hold RUNNING.
+            Ok(_) => return unsafe { cancel_claimed(h) },
+            Err(actual) => s = actual,
+        }
+    }
+}
+
+/// Polls a task whose `RUNNING` bit the caller set.
+unsafe fn poll_claimed(h: *const Header) {
+    // SAFETY: the caller holds RUNNING and a reference; the group outlives
+    // every unfinished task.
+    let header = unsafe { &*h };
+    let group = unsafe { &*header.group };
+    if group.is_cancelled() {
+        // SAFETY: we hold RUNNING.
+        return unsafe { cancel_claimed(h) };
+    }
+    // A borrowed waker: no reference is taken unless the future clones it.
+    // SAFETY: the vtable's functions uphold the RawWaker contract.
+    let waker = ManuallyDrop::new(unsafe { Waker::from_raw(RawWaker::new(h as *const (), &WAKER_VTABLE)) });
+    let mut cx = Context::from_waker(&waker);
+    let worker = WorkerThread::current();
+    let prev = worker.map(|w| w.set_current_task(h as *const ()));
+    // SAFETY: we hold RUNNING, so we have exclusive access to the future.
+    let result = panic::catch_unwind(AssertUnwindSafe(|| unsafe { (header.vtable.poll)(h, &mut cx) }));
+    if let (Some(w), Some(p)) = (worker, prev) {
+        w.set_current_task(p);
+    }
+    match result {
+        Ok(Poll::Ready(())) => unsafe { complete(h) },
+        Err(payload) => {
+            group.record_panic(payload);
+            // SAFETY: still RUNNING.
+            unsafe { cancel_claimed(h) }
+        }
+        Ok(Poll::Pending) => {
+            if header.park_slot.load(Relaxed) == NOT_PARKED {
+                group.register_parked(h);
+            }
+            let mut s = header.state.load(Acquire);
+            loop {
+                if s & NOTIFIED != 0 {
+                    let next = (s & !(RUNNING | NOTIFIED)) | SCHEDULED;
+                    match header.state.compare_exchange_weak(s, next, AcqRel, Acquire) {
+                        Ok(_) => {
+                            // SAFETY: the new JobRef gets its own reference.
+                            unsafe {
+                                acquire(h);
+                                group.registry().push(job_ref(h));
+                            }
+                            return;
+                        }
+                        Err(actual) => s = actual,
+                    }
+                } else if group.is_cancelled() {
+                    // SAFETY: still RUNNING.
+                    return unsafe { cancel_claimed(h) };
+                } else {
+                    match header.state.compare_exchange_weak(s, s & !RUNNING, AcqRel, Acquire) {
+                        Ok(_) => return,
+                        Err(actual) => s = actual,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Drops the future of a task the caller holds `RUNNING` on, and completes it.
+unsafe fn cancel_claimed(h: *const Header) {
+    // SAFETY: we hold RUNNING; a panic in a destructor is recorded, not
+    // propagated into the worker.
+    let dropped = panic::catch_unwind(AssertUnwindSafe(|| unsafe { ((*h).vtable.drop_future)(h) }));
+    if let Err(payload) = dropped {
+        // SAFETY: the group outlives its unfinished tasks.
+        unsafe { (*(*h).group).record_panic(payload) };
+    }
+    // SAFETY: still RUNNING.
+    unsafe { complete(h) };
+}
+
+/// Marks a task complete, wakes its joiner and finishes its subtree count.
+unsafe fn complete(h: *const Header) {
+    // SAFETY: we hold RUNNING and a reference.
+    let header = unsafe { &*h };
+    if header.park_slot.load(Relaxed) != NOT_PARKED {
+        // SAFETY: the group outlives its unfinished tasks.
+        unsafe { (*header.group).deregister_parked(h) };
+    }
+    // RUNNING is set and COMPLETE clear, so xor clears one and sets the other.
+    let prev = header.state.fetch_xor(RUNNING | COMPLETE, AcqRel);
+    debug_assert!(prev & RUNNING != 0 && prev & COMPLETE == 0);
+    if prev & JOIN_WAKER != 0 {
+        // SAFETY: invariant 3: the handle no longer writes the slot.
+        if let Some(w) = unsafe { &*header.join_waker.get() } {
+            w.wake_by_ref();
+        }
+    }
+    // SAFETY: the task's own unit of `pending`.
+    unsafe { finish_subtree(h) };
+}
+
+/// Takes one unit off `h`'s pending count and propagates finished
+/// subtrees up to the group.
+unsafe fn finish_subtree(mut h: *const Header) {
+    loop {
+        // SAFETY: a task is alive while its pending count is non-zero (it
+        // holds the "subtree pending" reference).
+        let header = unsafe { &*h };
+        if header.pending.fetch_sub(1, AcqRel) != 1 {
+            return;
+        }
+        let parent = header.parent;
+        let group = header.group;
+        // SAFETY: the "subtree pending" reference.
+        unsafe { release(h) };
+        if parent.is_null() {
+            // SAFETY: the group outlives its unfinished top-level subtrees.
+            unsafe { (*group).finish_top_level() };
+            return;
+        }
+        h = parent;
+    }
+}
+
+/// Wakes a task: see invariant 2.
+unsafe fn schedule(h: *const Header) {
+    // SAFETY: the waker holds a reference.
+    let header = unsafe { &*h };
+    let mut s = header.state.load(Acquire);
+    loop {
+        if s & (COMPLETE | SCHEDULED | NOTIFIED) != 0 {
+            return;
+        }
+        let next = if s & RUNNING != 0 { s | NOTIFIED } else { s | SCHEDULED };
+        match header.state.compare_exchange_weak(s, next, AcqRel, Acquire) {
+            Ok(_) => break,
+            Err(actual) => s = actual,
+        }
+    }
+    if s & RUNNING == 0 {
+        // SAFETY: the JobRef gets its own reference; an unfinished task's
+        // group (and so its registry) is alive.
+        unsafe {
+            acquire(h);
+            (*header.group).registry().push(job_ref(h));
+        }
+    }
+}
+
+static WAKER_VTABLE: RawWakerVTable = RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
+
+unsafe fn waker_clone(p: *const ()) -> RawWaker {
+    // SAFETY: a waker holds (or borrows from a holder of) a reference.
+    unsafe { acquire(p as *const Header) };
+    RawWaker::new(p, &WAKER_VTABLE)
+}
+
+unsafe fn waker_wake(p: *const ()) {
+    // SAFETY: consumes the waker's reference after scheduling.
+    unsafe {
+        schedule(p as *const Header);
+        release(p as *const Header);
+    }
+}
+
+unsafe fn waker_wake_by_ref(p: *const ()) {
+    // SAFETY: the waker's reference keeps the task alive.
+    unsafe { schedule(p as *const Header) }
+}
+
+unsafe fn waker_drop(p: *const ()) {
+    // SAFETY: the waker's own reference.
+    unsafe { release(p as *const Header) }
+}
+
+unsafe fn poll_future<F: Future>(h: *const Header, cx: &mut Context<'_>) -> Poll<()> {
+    // SAFETY: the caller holds RUNNING: exclusive access to the stage.
+    let stage = unsafe { &mut *(*(h as *const Task<F>)).stage.get() };
+    let output = match stage {
+        // SAFETY: the future lives in the heap allocation and never moves.
+        Stage::Running(f) => match unsafe { Pin::new_unchecked(f) }.poll(cx) {
+            Poll::Ready(v) => v,
+            Poll::Pending => return Poll::Pending,
+        },
+        _ => unreachable!("polled a finished task"),
+    };
+    *stage = Stage::Finished(output);
+    Poll::Ready(())
+}
+
+unsafe fn drop_future<F: Future>(h: *const Header) {
+    // SAFETY: the caller holds RUNNING: exclusive access to the stage.
+    let stage = unsafe { &mut *(*(h as *const Task<F>)).stage.get() };
+    if let Stage::Running(_) = stage {
+        *stage = Stage::Gone;
+    }
+}
+
+unsafe fn take_output<F: Future>(h: *const Header, dst: *mut ()) {
+    // SAFETY: called by the JoinHandle after observing COMPLETE (Acquire):
+    // the task side no longer touches the stage.
+    let stage = unsafe { &mut *(*(h as *const Task<F>)).stage.get() };
+    if let Stage::Finished(_) = stage {
+        if let Stage::Finished(v) = std::mem::replace(stage, Stage::Gone) {
+            // SAFETY: `dst` points to an `Option<F::Output>` (JoinHandle<T>
+            // is only created with T = F::Output).
+            unsafe { *(dst as *mut Option<F::Output>) = Some(v) };
+        }
+    }
+}
+
+unsafe fn dealloc<F: Future>(h: *const Header) {
+    // SAFETY: last reference: nobody else can reach the allocation.
+    drop(unsafe { Box::from_raw(h as *mut Task<F>) });
+}
+
+/// Awaits the output of a forked task.
+///
+/// If the task panicked or was cancelled (its session failed), the handle
+/// never resolves; the awaiting task is cancelled with the session.
+pub struct JoinHandle<T> {
+    header: *const Header,
+    _marker: PhantomData<T>,
+}
+
+// SAFETY: the handle only moves the output `T` across threads.
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: `&JoinHandle` allows nothing but `is_finished`.
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
+impl<T> Unpin for JoinHandle<T> {}
+
+impl<T> JoinHandle<T> {
+    /// Whether the task has finished (with an output or not).
+    pub fn is_finished(&self) -> bool {
+        // SAFETY: the handle holds a reference.
+        unsafe { (*self.header).state.load(Acquire) & COMPLETE != 0 }
+    }
+
+    fn try_take(&self) -> Option<T> {
+        let mut out: Option<T> = None;
+        // SAFETY: COMPLETE was observed; `out` has the type the vtable
+        // expects (T = F::Output).
+        unsafe { ((*self.header).vtable.take_output)(self.header, &mut out as *mut Option<T> as *mut ()) };
+        out
+    }
+
+    /// The output, if the task completed and it was not taken before.
+    pub(crate) fn take_if_finished(&mut self) -> Option<T> {
+        if self.is_finished() {
+            self.try_take()
+        } else {
+            None
+        }
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let h = self.header;
+        // SAFETY: the handle holds a reference.
+        let header = unsafe { &*h };
+        let mut s = header.state.load(Acquire);
+        // Not stolen yet: run it here, on our stack.
+        // SAFETY: the handle's reference keeps the task alive.
+        if s & (SCHEDULED | RUNNING | COMPLETE) == SCHEDULED && unsafe { try_claim(h) } {
+            // SAFETY: we hold RUNNING.
+            unsafe { poll_claimed(h) };
+            s = header.state.load(Acquire);
+        }
+        loop {
+            if s & COMPLETE != 0 {
+                return match self.try_take() {
+                    Some(v) => Poll::Ready(v),
+                    None => Poll::Pending, // cancelled or panicked
+                };
+            }
+            if s & JOIN_WAKER == 0 {
+                // SAFETY: invariant 3: JOIN_WAKER and COMPLETE are clear,
+                // so the slot is ours to write.
+                unsafe { *header.join_waker.get() = Some(cx.waker().clone()) };
+                match header.state.compare_exchange(s, s | JOIN_WAKER, AcqRel, Acquire) {
+                    Ok(_) => return Poll::Pending,
+                    Err(actual) => s = actual,
+                }
+                continue;
+            }
+            // SAFETY: JOIN_WAKER is set: the slot is stable; reading it
+            // concurrently with the task side's read is fine.
+            let same = unsafe { &*header.join_waker.get() }
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()));
+            if same {
+                return Poll::Pending;
+            }
+            // Take the slot back to replace the waker.
+            match header.state.compare_exchange(s, s & !JOIN_WAKER, AcqRel, Acquire) {
+                Ok(_) => s &= !JOIN_WAKER,
+                Err(actual) => s = actual,
+            }
+        }
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        // SAFETY: the handle's own reference.
+        unsafe { release(self.header) }
+    }
+}
+
+impl<T> std::fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinHandle").field("finished", &self.is_finished()).finish()
+    }
+}
+
+/// Yields once: the task is re-queued behind other work.
+pub fn yield_now() -> impl Future<Output = ()> {
+    struct YieldNow(bool);
+    impl Future for YieldNow {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if self.0 {
+                return Poll::Ready(());
+            }
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+    YieldNow(false)
+}
