@@ -1,8 +1,17 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod data;
+mod error;
 pub mod lattice;
+pub mod lvar;
+pub mod par;
 pub mod sched;
 mod sync;
+
+pub use error::{Error, Result};
+pub use par::{
+    run_par, run_par_quasi_det, run_par_then_freeze, Det, Freeze, IVar, LVar, MaxCounter, Par, ParFuture, QuasiDet,
+};
 
 pub use sched::{join, par_for, par_for_grain, yield_now, JoinHandle, ThreadPool, ThreadPoolBuilder};

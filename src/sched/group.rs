@@ -174,9 +174,9 @@ impl TaskGroup {
         n
     }
 
-    /// Waits until every task of the group has finished, cancelling parked
-    /// tasks whenever the pool reports the group stuck. Call once, on the
-    /// owner's thread, after the setup hold was released.
+    /// Releases the owner's set-up hold and waits until every task of the
+    /// group has finished, cancelling parked tasks whenever the pool reports
+    /// the group stuck. Call once, on the owner's thread.
     pub(crate) fn wait(&self) -> GroupEnd {
         // A worker that waits here while polling a task of another group
         // keeps that group "running" for the detector.
@@ -189,6 +189,9 @@ impl TaskGroup {
         if let Some(g) = outer {
             self.registry.set_blocked(g, true);
         }
+        // Release the set-up hold, then become visible to the detector.
+        self.finish_top_level();
+        self.registry.begin_wait(self);
         let mut end = GroupEnd::Completed;
         loop {
             self.owner.wait_until(|| self.pending.load(SeqCst) == 0 || self.stuck.load(SeqCst));
@@ -202,6 +205,7 @@ impl TaskGroup {
                 end = GroupEnd::Deadlocked { parked };
             }
         }
+        self.registry.end_wait(self);
         if let Some(g) = outer {
             self.registry.set_blocked(g, false);
         }

@@ -148,17 +148,22 @@ impl Registry {
         self.injector.is_empty() && self.stealers.iter().all(Stealer::is_empty)
     }
 
-    /// Registers `group` for deadlock detection and injects/pushes its first
-    /// job, atomically with respect to the detector.
-    pub(crate) fn register_group(&self, group: &TaskGroup, first_job: impl FnOnce()) {
+    /// Registers `group` for deadlock detection when its owner starts
+    /// waiting (never during set-up, when the owner may still fork). If the
+    /// pool is already idle, nobody else will run the detector, so check
+    /// here: under the lock, either the last sleeper's check sees the group
+    /// or this check sees the idle pool.
+    pub(crate) fn begin_wait(&self, group: &TaskGroup) {
         let mut idle = lock(&self.idle);
         idle.groups.push(group);
-        first_job();
+        if self.queues_empty() && self.sleep.sleepers() == self.sleep.num_workers() {
+            group.report_stuck();
+        }
         drop(idle);
     }
 
     /// Removes `group` from deadlock detection (before it is freed).
-    pub(crate) fn unregister_group(&self, group: &TaskGroup) {
+    pub(crate) fn end_wait(&self, group: &TaskGroup) {
         let mut idle = lock(&self.idle);
         if let Some(i) = idle.groups.iter().position(|g| std::ptr::eq(*g, group)) {
             idle.groups.swap_remove(i);

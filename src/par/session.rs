@@ -1,0 +1,237 @@
+//! Sessions: where the scheduler and LVars meet.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use super::freeze::DeferredFreeze;
+use crate::error::Error;
+use crate::sched::group::{GroupEnd, TaskGroup};
+use crate::sched::registry::Registry;
+use crate::sched::{pool, task, JoinHandle, ThreadPool};
+use crate::sync::{lock, Mutex};
+
+/// The future a session body returns: boxed, so that its type may mention
+/// the session's lifetime brand `'s` (write `Box::pin(async move { .. })`).
+pub type ParFuture<'s, R> = Pin<Box<dyn Future<Output = R> + Send + 's>>;
+
+/// Effect level of a deterministic session: put and get, no freeze.
+#[derive(Debug, Clone, Copy)]
+pub struct Det;
+
+/// Effect level of a quasi-deterministic session: may also freeze.
+#[derive(Debug, Clone, Copy)]
+pub struct QuasiDet;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Det {}
+    impl Sealed for super::QuasiDet {}
+}
+
+/// The effect levels a session handle can have ([`Det`] or [`QuasiDet`]).
+pub trait EffectLevel: sealed::Sealed + Copy + Send + Sync + 'static {}
+impl EffectLevel for Det {}
+impl EffectLevel for QuasiDet {}
+
+/// Shared state of one running session.
+pub(crate) struct Session {
+    pub(crate) group: TaskGroup,
+    error: Mutex<Option<Error>>,
+}
+
+impl Session {
+    /// Records a failure (the first one wins) and stops the session.
+    pub(crate) fn fail(&self, e: Error) -> Error {
+        let mut slot = lock(&self.error);
+        if slot.is_none() {
+            *slot = Some(e.clone());
+        }
+        drop(slot);
+        self.group.cancel();
+        e
+    }
+}
+
+/// The handle a session body receives: forks tasks and creates LVars.
+///
+/// `'s` brands the session: LVars made with this handle carry it, and the
+/// runners accept only bodies that work for *every* `'s`, so nothing
+/// branded can escape the session except through
+/// [`run_par_then_freeze`]'s frozen values. `E` is the effect level: only
+/// a [`QuasiDet`] handle can freeze.
+pub struct Par<'s, E: EffectLevel = Det> {
+    pub(crate) session: &'s Session,
+    _brand: PhantomData<fn(&'s ()) -> &'s ()>,
+    _level: PhantomData<E>,
+}
+
+impl<E: EffectLevel> Clone for Par<'_, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<E: EffectLevel> Copy for Par<'_, E> {}
+
+impl<E: EffectLevel> std::fmt::Debug for Par<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Par").finish_non_exhaustive()
+    }
+}
+
+impl<'s, E: EffectLevel> Par<'s, E> {
+    /// Forks `future` as a parallel task of this session and returns a
+    /// handle to await its output. The session does not end until every
+    /// forked task has finished, awaited or not.
+    pub fn fork<F>(self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 's,
+        F::Output: Send + 's,
+    {
+        // SAFETY: the session's runner waits for every task of the group
+        // (or cancels it) before `'s` ends.
+        unsafe { task::spawn(&self.session.group, future) }
+    }
+}
+
+fn run_session<E, R>(registry: Arc<Registry>, body: impl for<'s> FnOnce(Par<'s, E>) -> ParFuture<'s, R>) -> Result<R, Error>
+where
+    E: EffectLevel,
+    R: Send,
+{
+    let session = Session {
+        group: TaskGroup::new(registry),
+        error: Mutex::new(None),
+    };
+    let par = Par {
+        session: &session,
+        _brand: PhantomData,
+        _level: PhantomData,
+    };
+    // The body closure itself runs here; a panic in it (before any task
+    // exists) simply propagates after the tasks it forked are done.
+    let built = panic::catch_unwind(panic::AssertUnwindSafe(|| body(par)));
+    let mut root = match built {
+        Ok(fut) => Some(par.fork(fut)),
+        Err(p) => {
+            session.group.record_panic(p);
+            None
+        }
+    };
+    let end = session.group.wait();
+    if let Some(p) = session.group.take_panic() {
+        drop(root);
+        panic::resume_unwind(p);
+    }
+    if let Some(e) = lock(&session.error).take() {
+        return Err(e);
+    }
+    if let GroupEnd::Deadlocked { parked } = end {
+        return Err(Error::Deadlock { parked });
+    }
+    match root.as_mut().and_then(JoinHandle::take_if_finished) {
+        Some(v) => Ok(v),
+        // Unreachable in practice: a root that did not finish means the
+        // group was cancelled, which is reported above.
+        None => Err(Error::Deadlock { parked: 0 }),
+    }
+}
+
+/// Runs a deterministic session on the current pool (the global pool
+/// outside one) and returns the body's output.
+///
+/// The body gets a [`Par`] handle that can fork tasks and create LVars but
+/// cannot freeze: the result is the same in every run. The runner waits
+/// for every task the body forked (transitively) before returning.
+///
+/// Errors: a conflicting put, or a deadlock (every task blocked on a get
+/// that can never be satisfied). A panicking task is re-raised here.
+///
+/// ```
+/// use lvars::{run_par, IVar};
+///
+/// let answer = run_par(|p| Box::pin(async move {
+///     let iv = IVar::new(p);
+///     let writer = iv.clone();
+///     p.fork(async move { writer.put(42).unwrap() });
+///     *iv.get().await
+/// }));
+/// assert_eq!(answer, Ok(42));
+/// ```
+pub fn run_par<R, F>(body: F) -> Result<R, Error>
+where
+    R: Send,
+    F: for<'s> FnOnce(Par<'s, Det>) -> ParFuture<'s, R>,
+{
+    run_session(pool::current_registry(), body)
+}
+
+/// Runs a quasi-deterministic session: the handle can also freeze LVars.
+/// Every run returns the same answer *or* an error (e.g. a put that came
+/// after a freeze and would have changed the frozen value).
+pub fn run_par_quasi_det<R, F>(body: F) -> Result<R, Error>
+where
+    R: Send,
+    F: for<'s> FnOnce(Par<'s, QuasiDet>) -> ParFuture<'s, R>,
+{
+    run_session(pool::current_registry(), body)
+}
+
+/// Runs a deterministic session, waits for every task it forked, then
+/// freezes the LVars the body returned (through
+/// [`Freeze::then_freeze`](super::Freeze::then_freeze)) and returns their
+/// frozen values. Freezing after the barrier cannot race with any put, so
+/// the result is deterministic.
+///
+/// ```
+/// use lvars::{run_par_then_freeze, Freeze, LVar};
+/// use lvars::lattice::{MapUnion, Max};
+///
+/// // The seed's shopping cart: two concurrent inserts, frozen after both.
+/// let cart = run_par_then_freeze(|p| Box::pin(async move {
+///     let cart: LVar<MapUnion<&str, Max<u32>>> = LVar::new(p);
+///     let (c1, c2) = (cart.clone(), cart.clone());
+///     p.fork(async move { c1.put(MapUnion::singleton("Book", Max::new(1))).unwrap() });
+///     p.fork(async move { c2.put(MapUnion::singleton("Shoes", Max::new(1))).unwrap() });
+///     cart.then_freeze()
+/// })).unwrap();
+/// assert_eq!(cart.len(), 2);
+/// ```
+pub fn run_par_then_freeze<T, F>(body: F) -> Result<T, Error>
+where
+    T: Send,
+    F: for<'s> FnOnce(Par<'s, Det>) -> ParFuture<'s, DeferredFreeze<T>>,
+{
+    run_session(pool::current_registry(), body).map(DeferredFreeze::run)
+}
+
+impl ThreadPool {
+    /// [`run_par`] on this pool.
+    pub fn run_par<R, F>(&self, body: F) -> Result<R, Error>
+    where
+        R: Send,
+        F: for<'s> FnOnce(Par<'s, Det>) -> ParFuture<'s, R>,
+    {
+        run_session(Arc::clone(self.registry()), body)
+    }
+
+    /// [`run_par_quasi_det`] on this pool.
+    pub fn run_par_quasi_det<R, F>(&self, body: F) -> Result<R, Error>
+    where
+        R: Send,
+        F: for<'s> FnOnce(Par<'s, QuasiDet>) -> ParFuture<'s, R>,
+    {
+        run_session(Arc::clone(self.registry()), body)
+    }
+
+    /// [`run_par_then_freeze`] on this pool.
+    pub fn run_par_then_freeze<T, F>(&self, body: F) -> Result<T, Error>
+    where
+        T: Send,
+        F: for<'s> FnOnce(Par<'s, Det>) -> ParFuture<'s, DeferredFreeze<T>>,
+    {
+        run_session(Arc::clone(self.registry()), body).map(DeferredFreeze::run)
+    }
+}
