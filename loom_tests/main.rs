@@ -1,0 +1,11 @@
+//! Loom models of every lock-free protocol in the crate.
+//!
+//! Run with:
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --test loom`
+//! (in a normal build this target is empty).
+#![cfg(loom)]
+
+mod freeze;
+mod ivar;
+mod sleep;
+mod waiters;

@@ -45,7 +45,10 @@ impl fmt::Display for Error {
                 write!(f, "conflicting put: the join of the puts into this {lvar} is top (e.g. two different values into one IVar)")
             }
             Error::PutAfterFreeze { lvar } => {
-                write!(f, "put after freeze: this {lvar} was frozen and the put would have changed it")
+                write!(
+                    f,
+                    "put after freeze: this {lvar} was frozen and the put would have changed it"
+                )
             }
             Error::InvalidThreshold { reason } => write!(f, "invalid threshold set: {reason}"),
             Error::Deadlock { parked } => write!(

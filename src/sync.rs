@@ -13,9 +13,9 @@ pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, Atom
 pub(crate) use std::sync::atomic::Ordering;
 
 #[cfg(loom)]
-pub(crate) use loom::sync::{Condvar, Mutex};
+pub(crate) use loom::sync::Mutex;
 #[cfg(not(loom))]
-pub(crate) use std::sync::{Condvar, Mutex};
+pub(crate) use std::sync::Mutex;
 
 /// Thread parking: `park` blocks until a matching `unpark` (an `unpark`
 /// that comes first makes the next `park` return at once).
@@ -24,30 +24,6 @@ pub(crate) mod thread {
     pub(crate) use loom::thread::{current, park, Thread};
     #[cfg(not(loom))]
     pub(crate) use std::thread::{current, park, Thread};
-}
-
-/// `UnsafeCell` with loom's closure-based access API, so that loom can track
-/// accesses; in normal builds the closures compile to plain pointer use.
-#[cfg(loom)]
-pub(crate) use loom::cell::UnsafeCell;
-
-#[cfg(not(loom))]
-#[derive(Debug, Default)]
-pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
-
-#[cfg(not(loom))]
-impl<T> UnsafeCell<T> {
-    pub(crate) const fn new(data: T) -> Self {
-        Self(std::cell::UnsafeCell::new(data))
-    }
-    #[inline(always)]
-    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
-        f(self.0.get())
-    }
-    #[inline(always)]
-    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
-        f(self.0.get())
-    }
 }
 
 /// Lock a mutex, ignoring poisoning: the data behind our mutexes stays

@@ -27,9 +27,11 @@ fn join_from_outside_uses_global_pool() {
 fn par_for_visits_every_index_once() {
     let pool = ThreadPoolBuilder::new().num_threads(4).build().unwrap();
     let hits: Vec<AtomicUsize> = (0..10_000).map(|_| AtomicUsize::new(0)).collect();
-    pool.install(|| par_for(0..10_000, |i| {
-        hits[i].fetch_add(1, Ordering::Relaxed);
-    }));
+    pool.install(|| {
+        par_for(0..10_000, |i| {
+            hits[i].fetch_add(1, Ordering::Relaxed);
+        })
+    });
     assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
 }
 
@@ -49,7 +51,11 @@ fn panic_in_join_propagates_after_both_sides_finish() {
         })
     }));
     assert!(r.is_err());
-    assert_eq!(done.load(Ordering::SeqCst), 1, "right side must finish before the panic propagates");
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        1,
+        "right side must finish before the panic propagates"
+    );
     // The pool is still usable.
     assert_eq!(pool.install(|| fib(15)), 610);
 }

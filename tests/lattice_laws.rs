@@ -26,25 +26,13 @@ fn set(xs: &[u8]) -> SetUnion<u8> {
 
 #[test]
 fn max_is_lawful() {
-    assert_lawful(&[
-        Max::new(0),
-        Max::new(3),
-        Max::new(3),
-        Max::new(-7),
-        Max::new(100),
-    ]);
+    assert_lawful(&[Max::new(0), Max::new(3), Max::new(3), Max::new(-7), Max::new(100)]);
     assert_lawful::<Max<i32>>(&[]);
 }
 
 #[test]
 fn min_is_lawful() {
-    assert_lawful(&[
-        Min::new(0),
-        Min::new(3),
-        Min::new(-7),
-        Min::new(100),
-        Min::bottom(),
-    ]);
+    assert_lawful(&[Min::new(0), Min::new(3), Min::new(-7), Min::new(100), Min::bottom()]);
 }
 
 #[test]
@@ -82,9 +70,7 @@ fn map_union_with_top_is_lawful() {
         M::singleton(1, Flat::Value('y')),
         M::singleton(2, Flat::Value('x')),
         M::singleton(1, Flat::Top),
-        [(1, Flat::Value('x')), (2, Flat::Top)]
-            .into_iter()
-            .collect(),
+        [(1, Flat::Value('x')), (2, Flat::Top)].into_iter().collect(),
         M::singleton(3, Flat::Bottom),
     ];
     assert_lawful(&samples);
@@ -92,13 +78,7 @@ fn map_union_with_top_is_lawful() {
 
 #[test]
 fn flat_is_lawful() {
-    assert_lawful(&[
-        Flat::Bottom,
-        Flat::Value(1),
-        Flat::Value(2),
-        Flat::Value(1),
-        Flat::Top,
-    ]);
+    assert_lawful(&[Flat::Bottom, Flat::Value(1), Flat::Value(2), Flat::Value(1), Flat::Top]);
 }
 
 #[test]
@@ -125,9 +105,7 @@ fn tuples_are_lawful() {
 
 #[test]
 fn large_sample_slices_are_capped_but_accepted() {
-    let samples: Vec<SetUnion<u16>> = (0..1000u16)
-        .map(|i| [i % 7, i % 11].into_iter().collect())
-        .collect();
+    let samples: Vec<SetUnion<u16>> = (0..1000u16).map(|i| [i % 7, i % 11].into_iter().collect()).collect();
     assert_lawful(&samples);
 }
 
@@ -157,10 +135,7 @@ impl Lattice for LeftBiased {
 
 #[test]
 fn rejects_non_commutative_join() {
-    assert_violates(
-        &[LeftBiased(Some(1)), LeftBiased(Some(2))],
-        Law::Commutativity,
-    );
+    assert_violates(&[LeftBiased(Some(1)), LeftBiased(Some(2))], Law::Commutativity);
 }
 
 /// Join is bitwise or (subset order), but `leq` is numeric order.
@@ -308,10 +283,7 @@ impl Lattice for InconsistentJoin {
 
 #[test]
 fn rejects_join_that_disagrees_with_join_assign() {
-    assert_violates(
-        &[InconsistentJoin(1), InconsistentJoin(2)],
-        Law::JoinMatchesJoinAssign,
-    );
+    assert_violates(&[InconsistentJoin(1), InconsistentJoin(2)], Law::JoinMatchesJoinAssign);
 }
 
 /// `leq` is strict, so not even `a ≤ a` holds.
@@ -371,12 +343,8 @@ fn flat_conflicting_values_join_to_top() {
 
 #[test]
 fn map_union_joins_pointwise() {
-    let mut a: MapUnion<&str, Max<u32>> = [("x", Max::new(1)), ("y", Max::new(9))]
-        .into_iter()
-        .collect();
-    let b: MapUnion<&str, Max<u32>> = [("x", Max::new(5)), ("z", Max::new(2))]
-        .into_iter()
-        .collect();
+    let mut a: MapUnion<&str, Max<u32>> = [("x", Max::new(1)), ("y", Max::new(9))].into_iter().collect();
+    let b: MapUnion<&str, Max<u32>> = [("x", Max::new(5)), ("z", Max::new(2))].into_iter().collect();
     assert!(a.join_assign(&b));
     let entries: Vec<(&str, u32)> = a.iter().map(|(k, v)| (*k, *v.get().unwrap())).collect();
     assert_eq!(entries, [("x", 5), ("y", 9), ("z", 2)]);
@@ -386,8 +354,7 @@ fn map_union_joins_pointwise() {
     assert!(b.leq(&a));
     assert!(!a.leq(&b));
     // A single top value makes the map top.
-    let c =
-        MapUnion::singleton("k", Flat::Value(1)).join(&MapUnion::singleton("k", Flat::Value(2)));
+    let c = MapUnion::singleton("k", Flat::Value(1)).join(&MapUnion::singleton("k", Flat::Value(2)));
     assert!(c.is_top());
     // Bottom values are never stored.
     assert!(MapUnion::<u8, Max<u8>>::singleton(1, Max::bottom()).is_empty());

@@ -2,7 +2,9 @@
 
 use lvars::lattice::{Max, SetUnion};
 use lvars::lvar::ThresholdSet;
-use lvars::{run_par, run_par_quasi_det, run_par_then_freeze, Error, Freeze, IVar, LVar, MaxCounter, ThreadPoolBuilder};
+use lvars::{
+    run_par, run_par_quasi_det, run_par_then_freeze, Error, Freeze, IVar, LVar, MaxCounter, ThreadPoolBuilder,
+};
 
 fn pool(n: usize) -> lvars::ThreadPool {
     ThreadPoolBuilder::new().num_threads(n).build().unwrap()

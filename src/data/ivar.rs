@@ -87,7 +87,7 @@ impl<T: PartialEq + Send + Sync> RawIVar<T> {
             }
         }
         fence(SeqCst);
-        (&*self).wake_satisfied();
+        Waitable::wake_satisfied(&self);
         Ok(())
     }
 
@@ -114,7 +114,10 @@ impl<T: PartialEq + Send + Sync> RawIVar<T> {
     pub fn freeze(&self) -> Option<&T> {
         let mut cur = self.state.load(SeqCst);
         while cur as usize & FROZEN == 0 {
-            match self.state.compare_exchange(cur, (cur as usize | FROZEN) as *mut _, SeqCst, SeqCst) {
+            match self
+                .state
+                .compare_exchange(cur, (cur as usize | FROZEN) as *mut _, SeqCst, SeqCst)
+            {
                 Ok(_) => break,
                 Err(actual) => cur = actual,
             }

@@ -62,7 +62,7 @@ impl RawMaxCounter {
             }
         }
         fence(SeqCst);
-        (&*self).wake_satisfied();
+        Waitable::wake_satisfied(&self);
         Ok(())
     }
 

@@ -249,12 +249,7 @@ fn check_pair<L: Lattice + fmt::Debug>(a: &L, b: &L) -> Result<(), LawViolation>
     if !equiv(&by_value, &ab) {
         return Err(LawViolation::new(
             Law::JoinMatchesJoinAssign,
-            &[
-                ("a", a),
-                ("b", b),
-                ("a.join(b)", &by_value),
-                ("join_assign", &ab),
-            ],
+            &[("a", a), ("b", b), ("a.join(b)", &by_value), ("join_assign", &ab)],
         ));
     }
 
@@ -284,12 +279,7 @@ fn check_pair<L: Lattice + fmt::Debug>(a: &L, b: &L) -> Result<(), LawViolation>
     if changed == equiv(&ab, a) {
         return Err(LawViolation::new(
             Law::ChangedFlag,
-            &[
-                ("a", a),
-                ("b", b),
-                ("a ⊔ b", &ab),
-                ("reported change", &changed),
-            ],
+            &[("a", a), ("b", b), ("a ⊔ b", &ab), ("reported change", &changed)],
         ));
     }
 

@@ -125,9 +125,7 @@ impl<K: Ord + Clone, V: Lattice> Lattice for MapUnion<K, V> {
         // Keys only in `other` are fine (bottom ≤ anything); keys only in
         // `self` must hold bottom-equivalent values.
         let bottom = V::bottom();
-        self.0
-            .iter()
-            .all(|(k, v)| v.leq(other.0.get(k).unwrap_or(&bottom)))
+        self.0.iter().all(|(k, v)| v.leq(other.0.get(k).unwrap_or(&bottom)))
     }
 
     fn is_top(&self) -> bool {

@@ -89,45 +89,45 @@ impl<L: Lattice + Send + Sync> RawLVar<L> {
     /// as it was), `PutAfterFreeze` if the variable is frozen and the put
     /// would change it.
     pub fn put(&self, value: &L) -> Result<(), Error> {
-        let guard = reclaim::pin();
-        let mut cur = self.state.load(SeqCst);
-        loop {
-            // SAFETY: pinned, see `load`.
-            let current = unsafe { &(*strip(cur)).0 };
-            if value.leq(current) {
-                return Ok(()); // changes nothing: fine even after freeze
-            }
-            let mut next = current.clone();
-            next.join_assign(value);
-            if next.is_top() {
-                return Err(Error::ConflictingPut {
-                    lvar: "LVar",
-                });
-            }
-            if cur as usize & FROZEN != 0 {
-                return Err(Error::PutAfterFreeze { lvar: "LVar" });
-            }
-            let new = Box::into_raw(Box::new(StateBox(next)));
-            match self.state.compare_exchange(cur, new, SeqCst, SeqCst) {
-                Ok(_) => {
-                    let old = cur as usize;
-                    // SAFETY: `old` is unreachable from now on; readers that
-                    // loaded it are pinned, so the epoch waits for them.
-                    unsafe {
-                        guard.defer_unchecked(move || drop(Box::from_raw(old as *mut StateBox<L>)));
-                    }
-                    break;
+        // The guard keeps the boxes we read alive until this scope ends.
+        {
+            let guard = reclaim::pin();
+            let mut cur = self.state.load(SeqCst);
+            loop {
+                // SAFETY: pinned, see `load`.
+                let current = unsafe { &(*strip(cur)).0 };
+                if value.leq(current) {
+                    return Ok(()); // changes nothing: fine even after freeze
                 }
-                Err(actual) => {
-                    // SAFETY: `new` was never published.
-                    drop(unsafe { Box::from_raw(new) });
-                    cur = actual;
+                let mut next = current.clone();
+                next.join_assign(value);
+                if next.is_top() {
+                    return Err(Error::ConflictingPut { lvar: "LVar" });
+                }
+                if cur as usize & FROZEN != 0 {
+                    return Err(Error::PutAfterFreeze { lvar: "LVar" });
+                }
+                let new = Box::into_raw(Box::new(StateBox(next)));
+                match self.state.compare_exchange(cur, new, SeqCst, SeqCst) {
+                    Ok(_) => {
+                        let old = cur as usize;
+                        // SAFETY: `old` is unreachable from now on; readers that
+                        // loaded it are pinned, so the epoch waits for them.
+                        unsafe {
+                            guard.defer_unchecked(move || drop(Box::from_raw(old as *mut StateBox<L>)));
+                        }
+                        break;
+                    }
+                    Err(actual) => {
+                        // SAFETY: `new` was never published.
+                        drop(unsafe { Box::from_raw(new) });
+                        cur = actual;
+                    }
                 }
             }
         }
-        drop(guard);
         fence(SeqCst);
-        (&*self).wake_satisfied();
+        Waitable::wake_satisfied(&self);
         Ok(())
     }
 
@@ -137,7 +137,10 @@ impl<L: Lattice + Send + Sync> RawLVar<L> {
         let guard = reclaim::pin();
         let mut cur = self.state.load(SeqCst);
         while cur as usize & FROZEN == 0 {
-            match self.state.compare_exchange(cur, (cur as usize | FROZEN) as *mut _, SeqCst, SeqCst) {
+            match self
+                .state
+                .compare_exchange(cur, (cur as usize | FROZEN) as *mut _, SeqCst, SeqCst)
+            {
                 Ok(_) => break,
                 Err(actual) => cur = actual,
             }
@@ -160,13 +163,6 @@ impl<L: Lattice + Send + Sync> RawLVar<L> {
     /// at or above `threshold` (an error only if `threshold` is top).
     pub fn get_at_least(&self, threshold: L) -> Result<impl Future<Output = L> + Send + '_, Error> {
         Ok(self.get(ThresholdSet::single(threshold)?))
-    }
-
-    /// The exact current state, for code that already has exclusive or
-    /// frozen access (sessions use it after the barrier).
-    pub(crate) fn snapshot(&self) -> L {
-        let guard = reclaim::pin();
-        self.load(&guard).0.clone()
     }
 }
 

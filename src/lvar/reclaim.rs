@@ -5,9 +5,11 @@
 //! thread that was pinned at that time has unpinned.
 //!
 //! Under `--cfg loom` the guard is a no-op and deferred destruction is
-//! skipped (the memory is leaked for the rest of the model): loom then
-//! explores the interleavings of *our* atomics, while the reclamation scheme
-//! itself is crossbeam-epoch's, tested by that crate.
+//! queued until the model calls [`flush_deferred`] after joining every
+//! thread (the moment no thread can hold a pointer any more, which is what
+//! the epoch guarantees in normal builds): loom explores the interleavings
+//! of *our* atomics, while the reclamation scheme itself is
+//! crossbeam-epoch's, tested by that crate.
 
 #[cfg(not(loom))]
 pub(crate) use crossbeam_epoch::{pin, Guard};
@@ -21,13 +23,33 @@ pub(crate) fn pin() -> Guard {
 }
 
 #[cfg(loom)]
+thread_local! {
+    // Loom runs all model threads on one OS thread, so one queue serves all.
+    static DEFERRED: std::cell::RefCell<Vec<Box<dyn FnOnce()>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+#[cfg(loom)]
 impl Guard {
-    /// Loom stand-in: never runs `f` (see the module docs).
+    /// Loom stand-in: queues `f` until [`flush_deferred`].
     ///
     /// # Safety
     /// Same contract as crossbeam-epoch's `defer_unchecked`.
     pub(crate) unsafe fn defer_unchecked<F: FnOnce() -> R, R>(&self, f: F) {
-        std::mem::forget(f);
+        let f: Box<dyn FnOnce() + '_> = Box::new(move || drop(f()));
+        // SAFETY: the closure is run by `flush_deferred`, which the model
+        // calls before anything it refers to is gone.
+        let f: Box<dyn FnOnce()> = unsafe { std::mem::transmute(f) };
+        DEFERRED.with(|d| d.borrow_mut().push(f));
+    }
+}
+
+/// Runs the destruction deferred during a loom model. Call it after every
+/// model thread has been joined.
+#[cfg(loom)]
+pub fn flush_deferred() {
+    let fs = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+    for f in fs {
+        f();
     }
 }
 

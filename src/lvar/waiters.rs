@@ -227,11 +227,6 @@ impl<P> WaitHandle<P> {
         unsafe { self.node.as_ref() }
     }
 
-    /// Whether a putter fired this node.
-    pub(crate) fn is_fired(&self) -> bool {
-        self.node().status.load(Acquire) == FIRED
-    }
-
     /// Withdraws the node. Returns `false` if a putter fired it first.
     pub(crate) fn cancel(&self) -> bool {
         match self.node().status.compare_exchange(WAITING, CANCELLED, AcqRel, Acquire) {

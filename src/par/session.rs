@@ -96,7 +96,10 @@ impl<'s, E: EffectLevel> Par<'s, E> {
     }
 }
 
-fn run_session<E, R>(registry: Arc<Registry>, body: impl for<'s> FnOnce(Par<'s, E>) -> ParFuture<'s, R>) -> Result<R, Error>
+fn run_session<E, R>(
+    registry: Arc<Registry>,
+    body: impl for<'s> FnOnce(Par<'s, E>) -> ParFuture<'s, R>,
+) -> Result<R, Error>
 where
     E: EffectLevel,
     R: Send,

@@ -194,7 +194,8 @@ impl TaskGroup {
         self.registry.begin_wait(self);
         let mut end = GroupEnd::Completed;
         loop {
-            self.owner.wait_until(|| self.pending.load(SeqCst) == 0 || self.stuck.load(SeqCst));
+            self.owner
+                .wait_until(|| self.pending.load(SeqCst) == 0 || self.stuck.load(SeqCst));
             if self.pending.load(SeqCst) == 0 {
                 break;
             }

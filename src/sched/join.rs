@@ -9,8 +9,8 @@ use std::panic::{self, AssertUnwindSafe};
 
 use super::job::StackJob;
 use super::latch::{Latch, OwnedLatch, Owner};
-use super::registry::WorkerThread;
 use super::pool::global_registry;
+use super::registry::WorkerThread;
 
 /// Runs `a` and `b`, potentially in parallel, and returns both results.
 ///

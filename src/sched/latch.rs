@@ -31,10 +31,7 @@ pub(crate) trait Latch {
 #[derive(Clone)]
 pub(crate) enum Owner {
     /// A worker of `registry`, waiting while it runs other jobs.
-    Worker {
-        registry: *const Registry,
-        index: usize,
-    },
+    Worker { registry: *const Registry, index: usize },
     /// A thread outside the pool, parked.
     Thread(thread::Thread),
 }

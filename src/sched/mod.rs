@@ -16,6 +16,14 @@ pub(crate) mod par_for;
 pub(crate) mod pool;
 pub(crate) mod registry;
 pub(crate) mod sleep;
+
+/// Internals exposed to the loom models in `loom_tests/` only.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_exports {
+    pub use super::sleep::Sleep;
+    pub use crate::lvar::reclaim::flush_deferred;
+}
 pub(crate) mod task;
 
 pub use join::join;

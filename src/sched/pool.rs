@@ -78,7 +78,9 @@ impl ThreadPoolBuilder {
             Some(n) if n > 0 => n,
             _ => default_num_threads(),
         };
-        let mut name = self.thread_name.unwrap_or_else(|| Box::new(|i| format!("lvars-worker-{i}")));
+        let mut name = self
+            .thread_name
+            .unwrap_or_else(|| Box::new(|i| format!("lvars-worker-{i}")));
         let (registry, handles) = Registry::new(n, &mut *name, self.stack_size).map_err(BuildError)?;
         Ok(ThreadPool { registry, handles })
     }
@@ -101,7 +103,9 @@ pub struct ThreadPool {
 
 impl fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ThreadPool").field("num_threads", &self.num_threads()).finish()
+        f.debug_struct("ThreadPool")
+            .field("num_threads", &self.num_threads())
+            .finish()
     }
 }
 
@@ -150,7 +154,11 @@ static GLOBAL: OnceLock<ThreadPool> = OnceLock::new();
 
 /// The global pool, started on first use with the default thread count.
 pub(crate) fn global_pool() -> &'static ThreadPool {
-    GLOBAL.get_or_init(|| ThreadPoolBuilder::new().build().expect("failed to start the global lvars pool"))
+    GLOBAL.get_or_init(|| {
+        ThreadPoolBuilder::new()
+            .build()
+            .expect("failed to start the global lvars pool")
+    })
 }
 
 pub(crate) fn global_registry() -> &'static Arc<Registry> {

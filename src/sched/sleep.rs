@@ -6,7 +6,9 @@
 //! are set. A worker that ran out of work (after a short spin, see
 //! `registry.rs`) calls [`Sleep::sleep`]:
 //!
-//! 1. set its `is_asleep` flag and increment `sleepers` (both `SeqCst`);
+//! 1. increment `sleepers`, then set its `is_asleep` flag (both `SeqCst`;
+//!    in this order, so a waker, which decrements only after clearing a set
+//!    flag, can never take the count below zero);
 //! 2. `SeqCst` fence, then look once more for a reason to stay awake (a job
 //!    in any queue, the latch it waits for, termination). If there is one, it
 //!    takes its own flag back ([`Sleep::wake_specific`] on itself) and returns;
@@ -46,13 +48,14 @@ struct WorkerSleep {
 }
 
 /// The sleep state of one pool.
-pub(crate) struct Sleep {
+pub struct Sleep {
     sleepers: CachePadded<AtomicUsize>,
     workers: Box<[CachePadded<WorkerSleep>]>,
 }
 
 impl Sleep {
-    pub(crate) fn new(num_workers: usize) -> Self {
+    /// Sleep state for `num_workers` workers, all awake.
+    pub fn new(num_workers: usize) -> Self {
         let workers = (0..num_workers)
             .map(|_| {
                 CachePadded::new(WorkerSleep {
@@ -68,16 +71,17 @@ impl Sleep {
     }
 
     /// Called by worker `index` on its own thread before it can sleep.
-    pub(crate) fn register_current_thread(&self, index: usize) {
+    pub fn register_current_thread(&self, index: usize) {
         *lock(&self.workers[index].thread) = Some(thread::current());
     }
 
     /// Number of workers currently registered as asleep.
-    pub(crate) fn sleepers(&self) -> usize {
+    pub fn sleepers(&self) -> usize {
         self.sleepers.load(SeqCst)
     }
 
-    pub(crate) fn num_workers(&self) -> usize {
+    /// Number of workers.
+    pub fn num_workers(&self) -> usize {
         self.workers.len()
     }
 
@@ -86,15 +90,10 @@ impl Sleep {
     /// was the last one to fall asleep; it must re-check idleness itself.
     ///
     /// Returns when some thread woke this worker (or it cancelled).
-    pub(crate) fn sleep(
-        &self,
-        index: usize,
-        has_reason_to_wake: impl Fn() -> bool,
-        on_last_asleep: impl FnOnce(),
-    ) {
+    pub fn sleep(&self, index: usize, has_reason_to_wake: impl Fn() -> bool, on_last_asleep: impl FnOnce()) {
         let me = &self.workers[index];
-        me.is_asleep.store(true, SeqCst);
         let asleep = self.sleepers.fetch_add(1, SeqCst) + 1;
+        me.is_asleep.store(true, SeqCst);
         fence(SeqCst);
         if has_reason_to_wake() {
             self.wake_specific(index);
@@ -113,7 +112,10 @@ impl Sleep {
     /// Wakes worker `index` if it is asleep. Call after publishing whatever
     /// the worker should see (with a `SeqCst` store or fence in between).
     /// Returns whether this call woke it.
-    pub(crate) fn wake_specific(&self, index: usize) -> bool {
+    pub fn wake_specific(&self, index: usize) -> bool {
+        // The publisher's half of the Dekker pair: whatever the caller
+        // published must be ordered before we read the flag.
+        fence(SeqCst);
         let w = &self.workers[index];
         if w.is_asleep.load(SeqCst) && w.is_asleep.swap(false, SeqCst) {
             self.sleepers.fetch_sub(1, SeqCst);
@@ -129,7 +131,7 @@ impl Sleep {
     /// Wakes one sleeping worker, if any, after new work was published.
     /// `hint` picks where to start looking, to spread wake-ups.
     #[inline]
-    pub(crate) fn notify_one(&self, hint: usize) {
+    pub fn notify_one(&self, hint: usize) {
         fence(SeqCst);
         if self.sleepers.load(SeqCst) == 0 {
             return;
@@ -148,7 +150,7 @@ impl Sleep {
     }
 
     /// Wakes every sleeping worker (termination).
-    pub(crate) fn notify_all(&self) {
+    pub fn notify_all(&self) {
         fence(SeqCst);
         for i in 0..self.workers.len() {
             self.wake_specific(i);
