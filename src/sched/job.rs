@@ -111,8 +111,10 @@ impl<L: Latch, F: FnOnce() -> R + Send, R: Send> StackJob<L, F, R> {
 
     /// Runs the closure on the current thread (the job was popped back and
     /// so was never seen by another thread).
-    pub(crate) fn run_inline(self) -> R {
-        let func = self.func.into_inner().expect("stack job run twice");
+    pub(crate) fn run_inline(&self) -> R {
+        // SAFETY: the job was never published (or was popped back), so no
+        // other thread can reach `func`.
+        let func = unsafe { (*self.func.get()).take() }.expect("stack job run twice");
         func()
     }
 

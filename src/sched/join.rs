@@ -1,9 +1,12 @@
 //! Synchronous fork-join on closures.
 //!
-//! `join(a, b)` pushes `b` as a [`StackJob`] in the caller's frame, runs
-//! `a`, then pops `b` back and runs it inline if nobody stole it: an
-//! unstolen join allocates nothing. If `b` was stolen, the caller runs
-//! other jobs until the thief sets `b`'s latch.
+//! `join(a, b)` makes `b` a [`StackJob`] in the caller's frame and pushes
+//! it on the worker's private stack (published to the shared deque only if
+//! another worker is hungry, see `registry.rs`), runs `a`, then pops `b`
+//! back and runs it inline if it is still there: an unpublished join
+//! allocates nothing and issues no atomic read-modify-write or fence. If `b`
+//! was published, the caller pops it from the shared deque or, if it was
+//! stolen, runs other jobs until the thief sets `b`'s latch.
 
 use std::panic::{self, AssertUnwindSafe};
 
@@ -58,12 +61,17 @@ where
     // SAFETY: `job_b` stays in this frame until it has run inline or its
     // latch is set (every path below waits for one of the two).
     let job_b_ref = unsafe { job_b.as_job_ref() };
-    worker.push(job_b_ref);
+    worker.push_private(job_b_ref);
 
     // Run `a`; if it panics we must still wait for `b`, which borrows this
     // frame, before unwinding.
     let result_a = panic::catch_unwind(AssertUnwindSafe(a));
 
+    if worker.pop_private_if(job_b_ref.id()) {
+        let result_b = job_b.run_inline();
+        return ((unwrap_or_resume(result_a), result_b), false);
+    }
+    // Published: pop it back from the shared deque, or wait for the thief.
     while !job_b.latch.probe() {
         match worker.pop_local() {
             Some(job) if job.id() == job_b_ref.id() => {

@@ -5,6 +5,28 @@
 //! Idle workers spin briefly, then sleep through [`Sleep`] (see `sleep.rs`
 //! for the no-lost-wake-up protocol).
 //!
+//! # Lazy publication of join jobs
+//!
+//! `join` (and `fork`) do not push their job on the shared deque: they push
+//! it on the worker's *private* stack (a plain `VecDeque`, no atomics, no
+//! fences), and pops it back from there when nobody needed it, which is
+//! almost always. A worker that finds no work raises the registry's
+//! `hungry` flag; a busy worker that sees the flag at its next `join`
+//! *publishes* its oldest private job (the biggest piece of work) to its
+//! shared deque, where it can be stolen. Invariants:
+//!
+//! 1. A `join` returning from its first closure finds its own job on top of
+//!    the private stack, unless it was published (publication takes the
+//!    oldest first, and nested joins pop what they push) or a task job
+//!    forked inside the closure was left on top. In the last two cases it
+//!    falls back to the shared deque and, if needed, `wait_until`, which
+//!    publishes everything, so the job still runs exactly once.
+//! 2. A worker never waits or sleeps holding private jobs: `wait_until`
+//!    publishes them all first, and again after every job it runs (a task
+//!    may fork and park, leaving its children's jobs behind). So sleeping workers hide no work, idleness
+//!    (and deadlock detection) only has to look at the shared queues, and a
+//!    waiting worker can still run the outer frames' jobs itself.
+//!
 //! # Deadlock detection
 //!
 //! A task group (a session, `group.rs`) can only be woken by code of that
@@ -15,16 +37,17 @@
 //! deadlocked, except groups one of whose tasks is blocked inside a nested
 //! wait (it is running, only waiting for an inner group).
 
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
-use crossbeam_utils::Backoff;
+use crossbeam_utils::{Backoff, CachePadded};
 
 use super::group::TaskGroup;
 use super::job::JobRef;
 use super::sleep::Sleep;
-use crate::sync::{lock, AtomicBool, Mutex, Ordering::SeqCst};
+use crate::sync::{lock, AtomicBool, Mutex, Ordering::Relaxed, Ordering::SeqCst};
 
 /// What the deadlock detector looks at, guarded by one mutex.
 #[derive(Default)]
@@ -42,6 +65,8 @@ pub(crate) struct Registry {
     injector: Injector<JobRef>,
     stealers: Box<[Stealer<JobRef>]>,
     sleep: Sleep,
+    /// Raised by a worker that found no work; see "lazy publication".
+    hungry: CachePadded<AtomicBool>,
     terminate: AtomicBool,
     idle: Mutex<IdleState>,
 }
@@ -60,6 +85,10 @@ thread_local! {
 /// Per-worker state, living on the worker thread's stack.
 pub(crate) struct WorkerThread {
     deque: Worker<JobRef>,
+    /// Join jobs not yet published (see "lazy publication"). Only this
+    /// thread touches it, and never re-entrantly (no user code runs while a
+    /// reference to it is live).
+    private: UnsafeCell<VecDeque<JobRef>>,
     index: usize,
     registry: Arc<Registry>,
     rng: Cell<u64>,
@@ -81,6 +110,7 @@ impl Registry {
             injector: Injector::new(),
             stealers: deques.iter().map(Worker::stealer).collect(),
             sleep: Sleep::new(num_threads),
+            hungry: CachePadded::new(AtomicBool::new(false)),
             terminate: AtomicBool::new(false),
             idle: Mutex::new(IdleState::default()),
         });
@@ -94,6 +124,7 @@ impl Registry {
             let spawned = b.spawn(move || {
                 let worker = WorkerThread {
                     deque,
+                    private: UnsafeCell::new(VecDeque::with_capacity(64)),
                     index,
                     registry: worker_registry,
                     rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)),
@@ -236,6 +267,55 @@ impl WorkerThread {
         self.registry.sleep.notify_one(self.index + 1);
     }
 
+    /// Pushes a join job on the private stack; publishes the oldest
+    /// private job if some worker is hungry.
+    #[inline]
+    pub(crate) fn push_private(&self, job: JobRef) {
+        // SAFETY: only this thread touches `private`, not re-entrantly.
+        unsafe { (*self.private.get()).push_back(job) };
+        if self.registry.hungry.load(Relaxed) {
+            self.publish_oldest();
+        }
+    }
+
+    /// Pops the top private job if it is `id` (it was not published).
+    #[inline]
+    pub(crate) fn pop_private_if(&self, id: *const ()) -> bool {
+        // SAFETY: only this thread touches `private`, not re-entrantly.
+        let private = unsafe { &mut *self.private.get() };
+        if private.back().is_some_and(|j| j.id() == id) {
+            private.pop_back();
+            true
+        } else {
+            false
+        }
+    }
+
+    #[cold]
+    fn publish_oldest(&self) {
+        // SAFETY: only this thread touches `private`, not re-entrantly.
+        let job = unsafe { (*self.private.get()).pop_front() };
+        if let Some(job) = job {
+            self.registry.hungry.store(false, Relaxed);
+            self.push(job);
+        }
+    }
+
+    /// Publishes every private job (invariant 2: before waiting, and after
+    /// every job, so task jobs a job left behind never stay hidden).
+    #[inline]
+    fn publish_all(&self) {
+        // SAFETY: only this thread touches `private`, not re-entrantly.
+        let private = unsafe { &mut *self.private.get() };
+        if private.is_empty() {
+            return;
+        }
+        while let Some(job) = private.pop_front() {
+            self.deque.push(job);
+        }
+        self.registry.sleep.notify_one(self.index + 1);
+    }
+
     /// Pops the most recent local job (LIFO).
     #[inline]
     pub(crate) fn pop_local(&self) -> Option<JobRef> {
@@ -303,13 +383,18 @@ impl WorkerThread {
     /// Runs jobs until `cond` holds, sleeping when there is nothing to do.
     /// `cond` must read with `SeqCst` (see `sleep.rs`).
     pub(crate) fn wait_until(&self, cond: impl Fn() -> bool) {
+        self.publish_all();
         let backoff = Backoff::new();
         while !cond() {
             if let Some(job) = self.find_work() {
                 // SAFETY: every JobRef in our queues is executed exactly once.
                 unsafe { job.execute() };
+                self.publish_all();
                 backoff.reset();
                 continue;
+            }
+            if !self.registry.hungry.load(Relaxed) {
+                self.registry.hungry.store(true, Relaxed);
             }
             if !backoff.is_completed() {
                 backoff.snooze();

@@ -143,7 +143,7 @@ where
     // SAFETY: the task holds a reference for this JobRef.
     let job = unsafe { job_ref(header) };
     match worker {
-        Some(w) => w.push(job),
+        Some(w) => w.push_private(job),
         None => group.registry().push(job),
     }
     JoinHandle {
@@ -485,11 +485,21 @@ impl<T> Future for JoinHandle<T> {
         // SAFETY: the handle holds a reference.
         let header = unsafe { &*h };
         let mut s = header.state.load(Acquire);
-        // Not stolen yet: run it here, on our stack.
-        // SAFETY: the handle's reference keeps the task alive.
-        if s & (SCHEDULED | RUNNING | COMPLETE) == SCHEDULED && unsafe { try_claim(h) } {
-            // SAFETY: we hold RUNNING.
-            unsafe { poll_claimed(h) };
+        // Not stolen yet: run it here, on our stack. If its job is still on
+        // top of our private stack, take it back (no fence, no deque); the
+        // claim is still a CAS, because a task that was woken may also be
+        // queued elsewhere.
+        if s & (SCHEDULED | RUNNING | COMPLETE) == SCHEDULED {
+            let popped = WorkerThread::current().is_some_and(|w| w.pop_private_if(h as *const ()));
+            // SAFETY: the handle's reference keeps the task alive.
+            if unsafe { try_claim(h) } {
+                // SAFETY: we hold RUNNING.
+                unsafe { poll_claimed(h) };
+            }
+            if popped {
+                // SAFETY: the popped JobRef's reference is ours to drop.
+                unsafe { release(h) };
+            }
             s = header.state.load(Acquire);
         }
         loop {
