@@ -152,6 +152,14 @@ where
 /// Errors: a conflicting put, or a deadlock (every task blocked on a get
 /// that can never be satisfied). A panicking task is re-raised here.
 ///
+/// A session is a closed world: its tasks must be woken by the session
+/// itself (puts into its LVars, its tasks finishing). Deadlock detection
+/// relies on it: when no task of the session can run and the pool is idle,
+/// the session is reported as deadlocked at once, and its parked tasks are
+/// cancelled. Awaiting a future that only the outside world completes (a
+/// timer, I/O, a raw LVar filled by another thread) therefore ends in
+/// `Error::Deadlock`; such effects are not deterministic anyway.
+///
 /// ```
 /// use lvars::{run_par, IVar};
 ///

@@ -10,6 +10,7 @@
 //! | `NOTIFIED`   | woken while running: re-queue after this poll                  |
 //! | `COMPLETE`   | the future is gone; the output (if any) is in the stage        |
 //! | `JOIN_WAKER` | the join waker slot is written and owned by the task side      |
+//! | `JOIN_INTEREST` | the `JoinHandle` still exists (it will take the output)     |
 //!
 //! **Invariants.** (1) Only the thread that set `RUNNING` (by claiming a
 //! `SCHEDULED` task or an idle one) touches the future, so each wake-up
@@ -20,7 +21,11 @@
 //! poller re-queues instead of parking, so no wake-up is lost. (3) The join
 //! waker slot follows tokio's protocol: the `JoinHandle` writes it only while
 //! `JOIN_WAKER` and `COMPLETE` are both clear; completion sets `COMPLETE` and
-//! reads the slot only if `JOIN_WAKER` was set.
+//! reads the slot only if `JOIN_WAKER` was set. (4) The output is dropped
+//! by exactly one side, as soon as nobody can want it: by the task at
+//! completion if `JOIN_INTEREST` was already clear, otherwise by the handle
+//! (when taken, or when the handle is dropped after `COMPLETE`). So an
+//! unawaited task's output is gone before its session can end.
 //!
 //! # Reference counts
 //!
@@ -55,6 +60,7 @@ const RUNNING: usize = 2;
 const NOTIFIED: usize = 4;
 const COMPLETE: usize = 8;
 const JOIN_WAKER: usize = 16;
+const JOIN_INTEREST: usize = 32;
 
 /// The type-independent part of a task, at the start of every allocation.
 pub(crate) struct Header {
@@ -80,6 +86,8 @@ struct Vtable {
     drop_future: unsafe fn(*const Header),
     /// Moves the output into `*dst` (an `Option<T>`), if there is one.
     take_output: unsafe fn(*const Header, *mut ()),
+    /// Drops the output in place, if there is one.
+    drop_output: unsafe fn(*const Header),
     dealloc: unsafe fn(*const Header),
 }
 
@@ -123,7 +131,7 @@ where
     }
     let task = Box::new(Task {
         header: Header {
-            state: AtomicUsize::new(SCHEDULED),
+            state: AtomicUsize::new(SCHEDULED | JOIN_INTEREST),
             refs: AtomicUsize::new(3),
             pending: AtomicUsize::new(1),
             parent,
@@ -133,6 +141,7 @@ where
                 poll: poll_future::<F>,
                 drop_future: drop_future::<F>,
                 take_output: take_output::<F>,
+                drop_output: drop_output::<F>,
                 dealloc: dealloc::<F>,
             },
             join_waker: UnsafeCell::new(None),
@@ -312,7 +321,15 @@ unsafe fn complete(h: *const Header) {
     // RUNNING is set and COMPLETE clear, so xor clears one and sets the other.
     let prev = header.state.fetch_xor(RUNNING | COMPLETE, AcqRel);
     debug_assert!(prev & RUNNING != 0 && prev & COMPLETE == 0);
-    if prev & JOIN_WAKER != 0 {
+    if prev & JOIN_INTEREST == 0 {
+        // Invariant 4: the handle is gone, nobody will take the output.
+        // SAFETY: the handle no longer touches the stage; we still own it.
+        let dropped = panic::catch_unwind(AssertUnwindSafe(|| unsafe { (header.vtable.drop_output)(h) }));
+        if let Err(payload) = dropped {
+            // SAFETY: the group outlives its unfinished tasks.
+            unsafe { (*header.group).record_panic(payload) };
+        }
+    } else if prev & JOIN_WAKER != 0 {
         // SAFETY: invariant 3: the handle no longer writes the slot.
         if let Some(w) = unsafe { &*header.join_waker.get() } {
             w.wake_by_ref();
@@ -432,6 +449,14 @@ unsafe fn take_output<F: Future>(h: *const Header, dst: *mut ()) {
     }
 }
 
+unsafe fn drop_output<F: Future>(h: *const Header) {
+    // SAFETY: called by the one side that owns the output (invariant 4).
+    let stage = unsafe { &mut *(*(h as *const Task<F>)).stage.get() };
+    if let Stage::Finished(_) = stage {
+        *stage = Stage::Gone;
+    }
+}
+
 unsafe fn dealloc<F: Future>(h: *const Header) {
     // SAFETY: last reference: nobody else can reach the allocation.
     drop(unsafe { Box::from_raw(h as *mut Task<F>) });
@@ -538,8 +563,17 @@ impl<T> Future for JoinHandle<T> {
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
+        let h = self.header;
+        // SAFETY: the handle holds a reference.
+        let prev = unsafe { (*h).state.fetch_and(!JOIN_INTEREST, AcqRel) };
+        if prev & COMPLETE != 0 {
+            // Invariant 4: completed while we were interested, so the output
+            // (if not taken) is ours to drop.
+            // SAFETY: COMPLETE observed: the task side is done with the stage.
+            unsafe { ((*h).vtable.drop_output)(h) };
+        }
         // SAFETY: the handle's own reference.
-        unsafe { release(self.header) }
+        unsafe { release(h) }
     }
 }
 
