@@ -11,6 +11,7 @@
 //! | `COMPLETE`   | the future is gone; the output (if any) is in the stage        |
 //! | `JOIN_WAKER` | the join waker slot is written and owned by the task side      |
 //! | `JOIN_INTEREST` | the `JoinHandle` still exists (it will take the output)     |
+//! | `POLLED`     | claimed at least once (so wakers may exist)                    |
 //!
 //! **Invariants.** (1) Only the thread that set `RUNNING` (by claiming a
 //! `SCHEDULED` task or an idle one) touches the future, so each wake-up
@@ -61,6 +62,9 @@ const NOTIFIED: usize = 4;
 const COMPLETE: usize = 8;
 const JOIN_WAKER: usize = 16;
 const JOIN_INTEREST: usize = 32;
+/// Set by the first claim: a task without it has never been polled, so no
+/// waker for it exists and its first `JobRef` is the only way to run it.
+const POLLED: usize = 64;
 
 /// The type-independent part of a task, at the start of every allocation.
 pub(crate) struct Header {
@@ -157,6 +161,7 @@ where
     }
     JoinHandle {
         header,
+        extra_ref: false,
         _marker: PhantomData,
     }
 }
@@ -180,8 +185,17 @@ pub(crate) unsafe fn acquire(h: *const Header) {
 /// # Safety
 /// The caller gives up one reference it owns.
 pub(crate) unsafe fn release(h: *const Header) {
+    // SAFETY: forwarded.
+    unsafe { release_n(h, 1) }
+}
+
+/// Drops `n` references at once.
+///
+/// # Safety
+/// The caller gives up `n` references it owns.
+unsafe fn release_n(h: *const Header, n: usize) {
     // SAFETY: caller owns a reference, so `h` is alive here.
-    if unsafe { (*h).refs.fetch_sub(1, Release) } == 1 {
+    if unsafe { (*h).refs.fetch_sub(n, Release) } == n {
         fence(Acquire);
         // SAFETY: that was the last reference.
         unsafe { ((*h).vtable.dealloc)(h) };
@@ -209,7 +223,7 @@ unsafe fn try_claim(h: *const Header) -> bool {
         if s & (SCHEDULED | RUNNING | COMPLETE) != SCHEDULED {
             return false;
         }
-        match state.compare_exchange_weak(s, (s & !SCHEDULED) | RUNNING, Acquire, Acquire) {
+        match state.compare_exchange_weak(s, (s & !SCHEDULED) | RUNNING | POLLED, Acquire, Acquire) {
             Ok(_) => return true,
             Err(actual) => s = actual,
         }
@@ -228,7 +242,7 @@ pub(crate) unsafe fn cancel_if_idle(h: *const Header) {
         if s & (SCHEDULED | RUNNING | COMPLETE) != 0 {
             return;
         }
-        match state.compare_exchange_weak(s, s | RUNNING, Acquire, Acquire) {
+        match state.compare_exchange_weak(s, s | RUNNING | POLLED, Acquire, Acquire) {
             // SAFETY: we hold RUNNING.
             Ok(_) => return unsafe { cancel_claimed(h) },
             Err(actual) => s = actual,
@@ -335,30 +349,42 @@ unsafe fn complete(h: *const Header) {
             w.wake_by_ref();
         }
     }
-    // SAFETY: the task's own unit of `pending`.
-    unsafe { finish_subtree(h) };
+    // The task's own unit of `pending`. If it is the only one left, no
+    // child is alive and none can be forked any more (the future is gone),
+    // so nobody else can touch the count: skip the read-modify-write.
+    if header.pending.load(Acquire) == 1 {
+        // SAFETY: as for `finish_subtree`, with the count already at its end.
+        unsafe { subtree_done(h) };
+    } else {
+        // SAFETY: the task's own unit of `pending`.
+        unsafe { finish_subtree(h) };
+    }
+}
+
+/// The subtree of `h` has finished: drop its "subtree pending" reference
+/// and take one unit off its parent (or the group).
+unsafe fn subtree_done(h: *const Header) {
+    // SAFETY: alive until the release below.
+    let (parent, group) = unsafe { ((*h).parent, (*h).group) };
+    // SAFETY: the "subtree pending" reference.
+    unsafe { release(h) };
+    if parent.is_null() {
+        // SAFETY: the group outlives its unfinished top-level subtrees.
+        unsafe { (*group).finish_top_level() };
+    } else {
+        // SAFETY: a parent with an unfinished child is alive.
+        unsafe { finish_subtree(parent) };
+    }
 }
 
 /// Takes one unit off `h`'s pending count and propagates finished
 /// subtrees up to the group.
-unsafe fn finish_subtree(mut h: *const Header) {
-    loop {
-        // SAFETY: a task is alive while its pending count is non-zero (it
-        // holds the "subtree pending" reference).
-        let header = unsafe { &*h };
-        if header.pending.fetch_sub(1, AcqRel) != 1 {
-            return;
-        }
-        let parent = header.parent;
-        let group = header.group;
-        // SAFETY: the "subtree pending" reference.
-        unsafe { release(h) };
-        if parent.is_null() {
-            // SAFETY: the group outlives its unfinished top-level subtrees.
-            unsafe { (*group).finish_top_level() };
-            return;
-        }
-        h = parent;
+unsafe fn finish_subtree(h: *const Header) {
+    // SAFETY: a task is alive while its pending count is non-zero (it holds
+    // the "subtree pending" reference).
+    if unsafe { (*h).pending.fetch_sub(1, AcqRel) } == 1 {
+        // SAFETY: that was the last unit.
+        unsafe { subtree_done(h) };
     }
 }
 
@@ -468,6 +494,9 @@ unsafe fn dealloc<F: Future>(h: *const Header) {
 /// never resolves; the awaiting task is cancelled with the session.
 pub struct JoinHandle<T> {
     header: *const Header,
+    /// The handle also owns the reference of the task's first `JobRef`,
+    /// taken back from the private stack (released together on drop).
+    extra_ref: bool,
     _marker: PhantomData<T>,
 }
 
@@ -505,7 +534,7 @@ impl<T> JoinHandle<T> {
 impl<T> Future for JoinHandle<T> {
     type Output = T;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let h = self.header;
         // SAFETY: the handle holds a reference.
         let header = unsafe { &*h };
@@ -516,14 +545,22 @@ impl<T> Future for JoinHandle<T> {
         // queued elsewhere.
         if s & (SCHEDULED | RUNNING | COMPLETE) == SCHEDULED {
             let popped = WorkerThread::current().is_some_and(|w| w.pop_private_if(h as *const ()));
-            // SAFETY: the handle's reference keeps the task alive.
-            if unsafe { try_claim(h) } {
+            let claimed = if popped && s == SCHEDULED | JOIN_INTEREST {
+                // Never polled and its only JobRef is back in our hands: no
+                // other thread can reach the state word, a store claims it.
+                header.state.store(RUNNING | JOIN_INTEREST | POLLED, Relaxed);
+                true
+            } else {
+                // SAFETY: the handle's reference keeps the task alive.
+                unsafe { try_claim(h) }
+            };
+            if claimed {
                 // SAFETY: we hold RUNNING.
                 unsafe { poll_claimed(h) };
             }
             if popped {
-                // SAFETY: the popped JobRef's reference is ours to drop.
-                unsafe { release(h) };
+                // The popped JobRef's reference is released with ours.
+                self.extra_ref = true;
             }
             s = header.state.load(Acquire);
         }
@@ -572,8 +609,8 @@ impl<T> Drop for JoinHandle<T> {
             // SAFETY: COMPLETE observed: the task side is done with the stage.
             unsafe { ((*h).vtable.drop_output)(h) };
         }
-        // SAFETY: the handle's own reference.
-        unsafe { release(h) }
+        // SAFETY: the handle's own reference (and the JobRef's it took).
+        unsafe { release_n(h, 1 + self.extra_ref as usize) }
     }
 }
 
