@@ -11,7 +11,7 @@
 use std::panic::{self, AssertUnwindSafe};
 
 use super::job::StackJob;
-use super::latch::{Latch, OwnedLatch, Owner};
+use super::latch::{Latch, WorkerLatch};
 use super::pool::global_registry;
 use super::registry::WorkerThread;
 
@@ -53,11 +53,7 @@ where
     RA: Send,
     RB: Send,
 {
-    let latch = OwnedLatch::new(Owner::Worker {
-        registry: worker.registry(),
-        index: worker.index(),
-    });
-    let job_b = StackJob::new(b, latch);
+    let job_b = StackJob::new(b, WorkerLatch::new(worker.registry(), worker.index()));
     // SAFETY: `job_b` stays in this frame until it has run inline or its
     // latch is set (every path below waits for one of the two).
     let job_b_ref = unsafe { job_b.as_job_ref() };
@@ -69,6 +65,10 @@ where
 
     if worker.pop_private_if(job_b_ref.id()) {
         let result_b = job_b.run_inline();
+        // Nothing left to drop: `func` was taken, `result` was never
+        // written and the latch owns nothing. Skipping the drop glue keeps
+        // the hot path short.
+        std::mem::forget(job_b);
         return ((unwrap_or_resume(result_a), result_b), false);
     }
     // Published: pop it back from the shared deque, or wait for the thief.

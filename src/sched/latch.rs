@@ -85,6 +85,41 @@ impl Owner {
     }
 }
 
+/// The latch of `join`: its owner is always a worker, so it holds no
+/// thread handle and needs no drop glue.
+pub(crate) struct WorkerLatch {
+    set: AtomicBool,
+    registry: *const Registry,
+    index: usize,
+}
+
+impl WorkerLatch {
+    pub(crate) fn new(registry: &Registry, index: usize) -> Self {
+        Self {
+            set: AtomicBool::new(false),
+            registry,
+            index,
+        }
+    }
+}
+
+impl Latch for WorkerLatch {
+    #[inline]
+    fn probe(&self) -> bool {
+        self.set.load(SeqCst)
+    }
+
+    unsafe fn set(this: *const Self) {
+        // SAFETY: valid on entry; copy what we need before the store.
+        let (registry, index) = unsafe { ((*this).registry, (*this).index) };
+        // SAFETY: still valid until this store makes the waiter return.
+        unsafe { (*this).set.store(true, SeqCst) };
+        // SAFETY: the setter is a worker of the same pool, which keeps the
+        // registry alive.
+        unsafe { (*registry).sleep().wake_specific(index) };
+    }
+}
+
 /// The general latch: a flag and its owner.
 pub(crate) struct OwnedLatch {
     set: AtomicBool,

@@ -38,7 +38,6 @@
 //! wait (it is running, only waiting for an inner group).
 
 use std::cell::{Cell, UnsafeCell};
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
@@ -88,7 +87,9 @@ pub(crate) struct WorkerThread {
     /// Join jobs not yet published (see "lazy publication"). Only this
     /// thread touches it, and never re-entrantly (no user code runs while a
     /// reference to it is live).
-    private: UnsafeCell<VecDeque<JobRef>>,
+    private: UnsafeCell<PrivateStack>,
+    /// `registry.hungry`, without the pointer chase on every `join`.
+    hungry: *const AtomicBool,
     index: usize,
     registry: Arc<Registry>,
     rng: Cell<u64>,
@@ -124,7 +125,8 @@ impl Registry {
             let spawned = b.spawn(move || {
                 let worker = WorkerThread {
                     deque,
-                    private: UnsafeCell::new(VecDeque::with_capacity(64)),
+                    private: UnsafeCell::new(PrivateStack::new()),
+                    hungry: &*worker_registry.hungry,
                     index,
                     registry: worker_registry,
                     rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)),
@@ -272,8 +274,9 @@ impl WorkerThread {
     #[inline]
     pub(crate) fn push_private(&self, job: JobRef) {
         // SAFETY: only this thread touches `private`, not re-entrantly.
-        unsafe { (*self.private.get()).push_back(job) };
-        if self.registry.hungry.load(Relaxed) {
+        unsafe { (*self.private.get()).push(job) };
+        // SAFETY: points into our registry, which outlives this worker.
+        if unsafe { (*self.hungry).load(Relaxed) } {
             self.publish_oldest();
         }
     }
@@ -282,19 +285,13 @@ impl WorkerThread {
     #[inline]
     pub(crate) fn pop_private_if(&self, id: *const ()) -> bool {
         // SAFETY: only this thread touches `private`, not re-entrantly.
-        let private = unsafe { &mut *self.private.get() };
-        if private.back().is_some_and(|j| j.id() == id) {
-            private.pop_back();
-            true
-        } else {
-            false
-        }
+        unsafe { (*self.private.get()).pop_if(id) }
     }
 
     #[cold]
     fn publish_oldest(&self) {
         // SAFETY: only this thread touches `private`, not re-entrantly.
-        let job = unsafe { (*self.private.get()).pop_front() };
+        let job = unsafe { (*self.private.get()).take_oldest() };
         if let Some(job) = job {
             self.registry.hungry.store(false, Relaxed);
             self.push(job);
@@ -310,7 +307,7 @@ impl WorkerThread {
         if private.is_empty() {
             return;
         }
-        while let Some(job) = private.pop_front() {
+        while let Some(job) = private.take_oldest() {
             self.deque.push(job);
         }
         self.registry.sleep.notify_one(self.index + 1);
@@ -407,5 +404,57 @@ impl WorkerThread {
             );
             backoff.reset();
         }
+    }
+}
+
+/// The private job stack: a growable array whose live part is
+/// `jobs[bottom..len]`. Pushes and pops happen at the top; publication takes
+/// from the bottom (the oldest job, the largest piece of work).
+struct PrivateStack {
+    jobs: Vec<JobRef>,
+    bottom: usize,
+}
+
+impl PrivateStack {
+    fn new() -> Self {
+        Self {
+            jobs: Vec::with_capacity(64),
+            bottom: 0,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, job: JobRef) {
+        self.jobs.push(job);
+    }
+
+    #[inline]
+    fn pop_if(&mut self, id: *const ()) -> bool {
+        if self.jobs.len() > self.bottom && self.jobs.last().is_some_and(|j| j.id() == id) {
+            self.jobs.pop();
+            self.reset_if_empty();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn take_oldest(&mut self) -> Option<JobRef> {
+        let job = *self.jobs.get(self.bottom)?;
+        self.bottom += 1;
+        self.reset_if_empty();
+        Some(job)
+    }
+
+    #[inline]
+    fn reset_if_empty(&mut self) {
+        if self.bottom == self.jobs.len() {
+            self.jobs.clear();
+            self.bottom = 0;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bottom == self.jobs.len()
     }
 }
