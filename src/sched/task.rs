@@ -35,6 +35,20 @@
 //! done, see `group.rs`) and the queued `JobRef`. Each clone of a waker, each
 //! queued `JobRef` and the parked registry hold one more.
 //!
+//! # Counting children
+//!
+//! A task's subtree is finished when its future and every child's subtree
+//! are. Forks and the common "fork, then await the child right here" would
+//! cost two atomic read-modify-writes on the parent if counted in one
+//! atomic. Instead the count is split: the thread polling the parent (which
+//! holds `RUNNING`, so nobody else can) counts forks and children finished
+//! *while it polls the parent* in a plain field; children finishing
+//! elsewhere decrement an atomic, which therefore only goes below zero
+//! (wrapping) until the parent completes and adds its plain count minus its
+//! own unit. Before that fold the atomic can never read zero after a
+//! decrement, so exactly the last decrement after the fold (or the fold
+//! itself) sees zero and finishes the subtree.
+//!
 //! # Running children inline
 //!
 //! Awaiting a `JoinHandle` whose task is still `SCHEDULED` (nobody stole it)
@@ -70,8 +84,15 @@ const POLLED: usize = 64;
 pub(crate) struct Header {
     state: AtomicUsize,
     refs: AtomicUsize,
-    /// 1 while the future is unfinished, plus one per unfinished child
-    /// subtree.
+    /// Completion count, in two parts (see "Counting children" above).
+    /// `local_pending`: 1 for the task's own future plus 1 per child forked,
+    /// minus 1 per child whose subtree finished on the thread that was
+    /// polling this task at that moment. Only the thread holding `RUNNING`
+    /// touches it.
+    local_pending: UnsafeCell<usize>,
+    /// Minus the children whose subtree finished anywhere else (wrapping),
+    /// until completion folds `local_pending - 1` into it; the subtree is
+    /// done when the folded count reaches zero.
     pending: AtomicUsize,
     /// The task this one was forked from, or null for a top-level task.
     parent: *const Header,
@@ -129,15 +150,16 @@ where
     if parent.is_null() {
         group.add_top_level();
     } else {
-        // SAFETY: the parent is running on this thread, so its pending
-        // count is at least 1 and it cannot finish before this increment.
-        unsafe { (*parent).pending.fetch_add(1, Relaxed) };
+        // SAFETY: the parent is being polled on this thread, which holds
+        // its RUNNING bit and so owns `local_pending`.
+        unsafe { *(*parent).local_pending.get() += 1 };
     }
     let task = Box::new(Task {
         header: Header {
             state: AtomicUsize::new(SCHEDULED | JOIN_INTEREST),
             refs: AtomicUsize::new(3),
-            pending: AtomicUsize::new(1),
+            local_pending: UnsafeCell::new(1),
+            pending: AtomicUsize::new(0),
             parent,
             group,
             park_slot: AtomicUsize::new(NOT_PARKED),
@@ -162,6 +184,7 @@ where
     JoinHandle {
         header,
         extra_ref: false,
+        taken: false,
         _marker: PhantomData,
     }
 }
@@ -349,15 +372,17 @@ unsafe fn complete(h: *const Header) {
             w.wake_by_ref();
         }
     }
-    // The task's own unit of `pending`. If it is the only one left, no
-    // child is alive and none can be forked any more (the future is gone),
-    // so nobody else can touch the count: skip the read-modify-write.
-    if header.pending.load(Acquire) == 1 {
-        // SAFETY: as for `finish_subtree`, with the count already at its end.
+    // Fold the plain count, minus the task's own unit, into the atomic one.
+    // SAFETY: we hold RUNNING, so `local_pending` is ours.
+    let others = unsafe { *header.local_pending.get() } - 1;
+    if others == 0 {
+        // Every child finished while we were polling this task: the atomic
+        // part was never touched and nobody can touch it any more.
+        // SAFETY: the subtree is complete.
         unsafe { subtree_done(h) };
-    } else {
-        // SAFETY: the task's own unit of `pending`.
-        unsafe { finish_subtree(h) };
+    } else if header.pending.fetch_add(others, AcqRel).wrapping_add(others) == 0 {
+        // SAFETY: the fold brought the count to zero: the subtree is complete.
+        unsafe { subtree_done(h) };
     }
 }
 
@@ -377,13 +402,20 @@ unsafe fn subtree_done(h: *const Header) {
     }
 }
 
-/// Takes one unit off `h`'s pending count and propagates finished
-/// subtrees up to the group.
+/// A child subtree of `h` finished: take its unit off `h`'s count and
+/// propagate finished subtrees up to the group.
 unsafe fn finish_subtree(h: *const Header) {
-    // SAFETY: a task is alive while its pending count is non-zero (it holds
-    // the "subtree pending" reference).
+    let polling_parent = WorkerThread::current().is_some_and(|w| w.current_task() == h as *const ());
+    if polling_parent {
+        // SAFETY: `h` is being polled on this thread (it holds RUNNING), so
+        // its plain count is ours; it is not complete, so no fold happened.
+        unsafe { *(*h).local_pending.get() -= 1 };
+        return;
+    }
+    // SAFETY: a task is alive while its subtree is unfinished (it holds the
+    // "subtree pending" reference).
     if unsafe { (*h).pending.fetch_sub(1, AcqRel) } == 1 {
-        // SAFETY: that was the last unit.
+        // SAFETY: that was the last unit after the fold.
         unsafe { subtree_done(h) };
     }
 }
@@ -497,6 +529,8 @@ pub struct JoinHandle<T> {
     /// The handle also owns the reference of the task's first `JobRef`,
     /// taken back from the private stack (released together on drop).
     extra_ref: bool,
+    /// The output was taken: the task is complete and holds nothing for us.
+    taken: bool,
     _marker: PhantomData<T>,
 }
 
@@ -523,11 +557,12 @@ impl<T> JoinHandle<T> {
 
     /// The output, if the task completed and it was not taken before.
     pub(crate) fn take_if_finished(&mut self) -> Option<T> {
-        if self.is_finished() {
-            self.try_take()
-        } else {
-            None
+        if !self.is_finished() {
+            return None;
         }
+        let out = self.try_take();
+        self.taken = out.is_some();
+        out
     }
 }
 
@@ -567,7 +602,10 @@ impl<T> Future for JoinHandle<T> {
         loop {
             if s & COMPLETE != 0 {
                 return match self.try_take() {
-                    Some(v) => Poll::Ready(v),
+                    Some(v) => {
+                        self.taken = true;
+                        Poll::Ready(v)
+                    }
                     None => Poll::Pending, // cancelled or panicked
                 };
             }
@@ -601,6 +639,11 @@ impl<T> Future for JoinHandle<T> {
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         let h = self.header;
+        if self.taken {
+            // Complete and the output is ours already: nothing to hand over.
+            // SAFETY: the handle's own reference (and the JobRef's it took).
+            return unsafe { release_n(h, 1 + self.extra_ref as usize) };
+        }
         // SAFETY: the handle holds a reference.
         let prev = unsafe { (*h).state.fetch_and(!JOIN_INTEREST, AcqRel) };
         if prev & COMPLETE != 0 {
