@@ -5,6 +5,35 @@
 //! result after the barrier). Every runner waits for all tasks the body
 //! forked before it returns, reports failures as [`Error`](crate::Error)
 //! values, re-raises panics, and leaves the pool usable.
+//!
+//! # What the types enforce
+//!
+//! An LVar cannot escape the session that made them (the runner quantifies
+//! over the session's lifetime brand `'s`):
+//!
+//! ```compile_fail
+//! let leaked = lvars::run_par(|p| Box::pin(async move { lvars::IVar::<u8>::new(p) }));
+//! ```
+//!
+//! A deterministic session cannot freeze (its handle is `Par<'s, Det>`):
+//!
+//! ```compile_fail
+//! let _ = lvars::run_par(|p| Box::pin(async move {
+//!     let iv = lvars::IVar::<u8>::new(p);
+//!     iv.freeze(&p).copied()
+//! }));
+//! ```
+//!
+//! The quasi-deterministic runner can:
+//!
+//! ```
+//! let r = lvars::run_par_quasi_det(|p| Box::pin(async move {
+//!     let iv = lvars::IVar::<u8>::new(p);
+//!     iv.put(3).unwrap();
+//!     iv.freeze(&p).copied()
+//! }));
+//! assert_eq!(r, Ok(Some(3)));
+//! ```
 
 mod freeze;
 mod handles;
