@@ -96,10 +96,15 @@ impl<'s, E: EffectLevel> Par<'s, E> {
     }
 }
 
-fn run_session<E, R>(
+/// Runs a session and hands its output to `finish` *while the session
+/// still exists*: whatever `finish` drops (e.g. the last reference to a
+/// frozen set, and with it handler closures that may touch the session) is
+/// gone before the session's memory is.
+fn run_session<E, R, T>(
     registry: Arc<Registry>,
     body: impl for<'s> FnOnce(Par<'s, E>) -> ParFuture<'s, R>,
-) -> Result<R, Error>
+    finish: impl FnOnce(R) -> T,
+) -> Result<T, Error>
 where
     E: EffectLevel,
     R: Send,
@@ -135,7 +140,7 @@ where
         return Err(Error::Deadlock { parked });
     }
     match root.as_mut().and_then(JoinHandle::take_if_finished) {
-        Some(v) => Ok(v),
+        Some(v) => Ok(finish(v)),
         // Unreachable in practice: a root that did not finish means the
         // group was cancelled, which is reported above.
         None => Err(Error::Deadlock { parked: 0 }),
@@ -176,7 +181,7 @@ where
     R: Send,
     F: for<'s> FnOnce(Par<'s, Det>) -> ParFuture<'s, R>,
 {
-    run_session(pool::current_registry(), body)
+    run_session(pool::current_registry(), body, |r| r)
 }
 
 /// Runs a quasi-deterministic session: the handle can also freeze LVars.
@@ -187,7 +192,7 @@ where
     R: Send,
     F: for<'s> FnOnce(Par<'s, QuasiDet>) -> ParFuture<'s, R>,
 {
-    run_session(pool::current_registry(), body)
+    run_session(pool::current_registry(), body, |r| r)
 }
 
 /// Runs a deterministic session, waits for every task it forked, then
@@ -215,7 +220,7 @@ where
     T: Send,
     F: for<'s> FnOnce(Par<'s, Det>) -> ParFuture<'s, DeferredFreeze<T>>,
 {
-    run_session(pool::current_registry(), body).map(DeferredFreeze::run)
+    run_session(pool::current_registry(), body, DeferredFreeze::run)
 }
 
 impl ThreadPool {
@@ -225,7 +230,7 @@ impl ThreadPool {
         R: Send,
         F: for<'s> FnOnce(Par<'s, Det>) -> ParFuture<'s, R>,
     {
-        run_session(Arc::clone(self.registry()), body)
+        run_session(Arc::clone(self.registry()), body, |r| r)
     }
 
     /// [`run_par_quasi_det`] on this pool.
@@ -234,7 +239,7 @@ impl ThreadPool {
         R: Send,
         F: for<'s> FnOnce(Par<'s, QuasiDet>) -> ParFuture<'s, R>,
     {
-        run_session(Arc::clone(self.registry()), body)
+        run_session(Arc::clone(self.registry()), body, |r| r)
     }
 
     /// [`run_par_then_freeze`] on this pool.
@@ -243,6 +248,6 @@ impl ThreadPool {
         T: Send,
         F: for<'s> FnOnce(Par<'s, Det>) -> ParFuture<'s, DeferredFreeze<T>>,
     {
-        run_session(Arc::clone(self.registry()), body).map(DeferredFreeze::run)
+        run_session(Arc::clone(self.registry()), body, DeferredFreeze::run)
     }
 }
