@@ -5,7 +5,10 @@
 //! (in a normal build this target is empty).
 #![cfg(loom)]
 
+mod counter;
 mod freeze;
+mod iset;
 mod ivar;
+mod quiesce;
 mod sleep;
 mod waiters;

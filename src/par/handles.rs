@@ -201,3 +201,269 @@ impl Freeze for MaxCounter<'_> {
         DeferredFreeze::new(move || raw.freeze())
     }
 }
+
+use crate::data::{FrozenPN, RawCounter, RawIStructure, RawPNCounter};
+
+/// A fixed-length array of single-assignment slots of a session; each slot
+/// is an [`IVar`] with its own waiters.
+///
+/// Cloning is cheap (a reference count); clones share the array.
+///
+/// ```
+/// use lvars::{run_par_then_freeze, Freeze, IStructure};
+///
+/// // Prefix sums as a wavefront: slot i waits for slot i - 1.
+/// let sums = run_par_then_freeze(|p| Box::pin(async move {
+///     let a: IStructure<u64> = IStructure::new(p, 5);
+///     for i in (1..5).rev() {
+///         let a = a.clone();
+///         p.fork(async move {
+///             let prev = *a.get(i - 1).unwrap().await;
+///             a.put(i, prev + i as u64).unwrap();
+///         });
+///     }
+///     a.put(0, 0).unwrap();
+///     a.then_freeze()
+/// })).unwrap();
+/// assert_eq!(sums, vec![Some(0), Some(1), Some(3), Some(6), Some(10)]);
+/// ```
+pub struct IStructure<'s, T> {
+    raw: Arc<RawIStructure<T>>,
+    session: &'s Session,
+    _brand: Brand<'s>,
+}
+
+impl<T> Clone for IStructure<'_, T> {
+    fn clone(&self) -> Self {
+        Self {
+            raw: Arc::clone(&self.raw),
+            session: self.session,
+            _brand: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for IStructure<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IStructure")
+    }
+}
+
+impl<'s, T: PartialEq + Send + Sync + 'static> IStructure<'s, T> {
+    /// An IStructure of `len` empty slots.
+    pub fn new<E: EffectLevel>(p: Par<'s, E>, len: usize) -> Self {
+        Self {
+            raw: Arc::new(RawIStructure::new(len)),
+            session: p.session,
+            _brand: PhantomData,
+        }
+    }
+
+    /// The number of slots.
+    pub fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// Whether there are no slots at all.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// Sets slot `i`; an equal second put is a no-op. A different value
+    /// (`ConflictingPut`) or an index `>= len()` (`OutOfRange`) fails the
+    /// session.
+    pub fn put(&self, i: usize, value: T) -> Result<(), Error> {
+        self.raw.put(i, value).map_err(|e| self.session.fail(e))
+    }
+
+    /// Waits for slot `i`. An index `>= len()` is `OutOfRange` at once; it
+    /// is returned to the caller (it is the same in every schedule) and
+    /// does not fail the session.
+    pub fn get(&self, i: usize) -> Result<impl Future<Output = &T> + Send + '_, Error> {
+        self.raw.get(i)
+    }
+
+    /// Freezes every slot and returns the values, `None` for empty slots
+    /// (quasi-deterministic sessions only).
+    pub fn freeze(&self, _proof: &Par<'s, QuasiDet>) -> Vec<Option<&T>> {
+        self.raw.freeze()
+    }
+}
+
+impl<T: PartialEq + Clone + Send + Sync + 'static> Freeze for IStructure<'_, T> {
+    type Frozen = Vec<Option<T>>;
+
+    fn then_freeze(self) -> DeferredFreeze<Vec<Option<T>>> {
+        let raw = self.raw;
+        DeferredFreeze::new(move || raw.freeze().into_iter().map(|v| v.cloned()).collect())
+    }
+}
+
+/// A bump counter of a session: commutative, non-idempotent increments
+/// and threshold waits that never reveal the count.
+///
+/// A `Counter` only has [`bump`](Counter::bump) and a [`MaxCounter`] only
+/// `put`: mixing the two on one variable would not be deterministic
+/// (`put(5)` then `bump(1)` is 6, the other order 5).
+///
+/// ```
+/// use lvars::{run_par_then_freeze, Counter, Freeze};
+///
+/// let total = run_par_then_freeze(|p| Box::pin(async move {
+///     let hits = Counter::new(p);
+///     for i in 1..=4 {
+///         let hits = hits.clone();
+///         p.fork(async move { hits.bump(i).unwrap() });
+///     }
+///     hits.wait_at_least(10).await; // all four bumps are in
+///     hits.then_freeze()
+/// })).unwrap();
+/// assert_eq!(total, 10);
+/// ```
+pub struct Counter<'s> {
+    raw: Arc<RawCounter>,
+    session: &'s Session,
+    _brand: Brand<'s>,
+}
+
+impl Clone for Counter<'_> {
+    fn clone(&self) -> Self {
+        Self {
+            raw: Arc::clone(&self.raw),
+            session: self.session,
+            _brand: PhantomData,
+        }
+    }
+}
+
+impl std::fmt::Debug for Counter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Counter")
+    }
+}
+
+impl<'s> Counter<'s> {
+    /// A counter at 0.
+    pub fn new<E: EffectLevel>(p: Par<'s, E>) -> Self {
+        Self {
+            raw: Arc::new(RawCounter::new()),
+            session: p.session,
+            _brand: PhantomData,
+        }
+    }
+
+    /// Adds `n` to the count. Bumping a frozen counter by `n > 0`
+    /// (`PutAfterFreeze`) or past [`COUNTER_LIMIT`](crate::data::COUNTER_LIMIT)
+    /// (`OutOfRange`) fails the session; bumping by 0 never fails.
+    pub fn bump(&self, n: u64) -> Result<(), Error> {
+        self.raw.bump(n).map_err(|e| self.session.fail(e))
+    }
+
+    /// Waits until the count is at least `n`.
+    pub fn wait_at_least(&self, n: u64) -> impl Future<Output = ()> + Send + '_ {
+        self.raw.wait_at_least(n)
+    }
+
+    /// Freezes and returns the exact count (quasi-deterministic sessions only).
+    pub fn freeze(&self, _proof: &Par<'s, QuasiDet>) -> u64 {
+        self.raw.freeze()
+    }
+}
+
+impl Freeze for Counter<'_> {
+    type Frozen = u64;
+
+    fn then_freeze(self) -> DeferredFreeze<u64> {
+        let raw = self.raw;
+        DeferredFreeze::new(move || raw.freeze())
+    }
+}
+
+/// A counter with increments and decrements of a session: two bump
+/// counters with separate threshold waits. The value `increments -
+/// decrements` goes up and down, so reading it before the end would depend
+/// on the schedule; it is only available from the frozen state,
+/// [`FrozenPN::value`].
+///
+/// ```
+/// use lvars::{run_par_then_freeze, Freeze, PNCounter};
+///
+/// let frozen = run_par_then_freeze(|p| Box::pin(async move {
+///     let stock = PNCounter::new(p);
+///     let (inc, dec) = (stock.clone(), stock.clone());
+///     p.fork(async move { inc.increment(10).unwrap() });
+///     p.fork(async move { dec.decrement(3).unwrap() });
+///     stock.then_freeze()
+/// })).unwrap();
+/// assert_eq!((frozen.increments, frozen.decrements), (10, 3));
+/// assert_eq!(frozen.value(), 7);
+/// ```
+pub struct PNCounter<'s> {
+    raw: Arc<RawPNCounter>,
+    session: &'s Session,
+    _brand: Brand<'s>,
+}
+
+impl Clone for PNCounter<'_> {
+    fn clone(&self) -> Self {
+        Self {
+            raw: Arc::clone(&self.raw),
+            session: self.session,
+            _brand: PhantomData,
+        }
+    }
+}
+
+impl std::fmt::Debug for PNCounter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PNCounter")
+    }
+}
+
+impl<'s> PNCounter<'s> {
+    /// A counter with no increments and no decrements.
+    pub fn new<E: EffectLevel>(p: Par<'s, E>) -> Self {
+        Self {
+            raw: Arc::new(RawPNCounter::new()),
+            session: p.session,
+            _brand: PhantomData,
+        }
+    }
+
+    /// Adds `n` to the increments; errors fail the session (as
+    /// [`Counter::bump`]).
+    pub fn increment(&self, n: u64) -> Result<(), Error> {
+        self.raw.increment(n).map_err(|e| self.session.fail(e))
+    }
+
+    /// Adds `n` to the decrements; errors fail the session (as
+    /// [`Counter::bump`]).
+    pub fn decrement(&self, n: u64) -> Result<(), Error> {
+        self.raw.decrement(n).map_err(|e| self.session.fail(e))
+    }
+
+    /// Waits until the increments sum to at least `n`.
+    pub fn wait_increments_at_least(&self, n: u64) -> impl Future<Output = ()> + Send + '_ {
+        self.raw.wait_increments_at_least(n)
+    }
+
+    /// Waits until the decrements sum to at least `n`.
+    pub fn wait_decrements_at_least(&self, n: u64) -> impl Future<Output = ()> + Send + '_ {
+        self.raw.wait_decrements_at_least(n)
+    }
+
+    /// Freezes both sides and returns them (quasi-deterministic sessions
+    /// only).
+    pub fn freeze(&self, _proof: &Par<'s, QuasiDet>) -> FrozenPN {
+        self.raw.freeze()
+    }
+}
+
+impl Freeze for PNCounter<'_> {
+    type Frozen = FrozenPN;
+
+    fn then_freeze(self) -> DeferredFreeze<FrozenPN> {
+        let raw = self.raw;
+        DeferredFreeze::new(move || raw.freeze())
+    }
+}

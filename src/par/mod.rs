@@ -36,9 +36,13 @@
 //! ```
 
 mod freeze;
+pub(crate) mod handlers;
 mod handles;
 mod session;
+mod set_handle;
 
 pub use freeze::{DeferredFreeze, Freeze};
-pub use handles::{IVar, LVar, MaxCounter};
+pub use handlers::{freeze_set_after, HandlerPool};
+pub use handles::{Counter, IStructure, IVar, LVar, MaxCounter, PNCounter};
 pub use session::{run_par, run_par_quasi_det, run_par_then_freeze, Det, EffectLevel, Par, ParFuture, QuasiDet};
+pub use set_handle::ISet;

@@ -23,6 +23,7 @@ pub(crate) mod sleep;
 pub mod loom_exports {
     pub use super::sleep::Sleep;
     pub use crate::lvar::reclaim::flush_deferred;
+    pub use crate::par::handlers::PoolState;
 }
 pub(crate) mod task;
 

@@ -1,0 +1,256 @@
+//! Handler pools and quiescence.
+//!
+//! A handler is a callback that runs, as a task of the session, once for
+//! every element that is in a set now or is added later: the way graph
+//! traversals and fixpoint analyses are written with LVars.
+//!
+//! # Exactly once
+//!
+//! Delivery is the set's protocol (`data::iset`, `add_listener`): every
+//! element carries a bit per listener, and whichever of the inserting
+//! thread and the installing scan sets the bit first delivers it. So a
+//! handler sees each element once, even when inserts race with its
+//! installation (LVish ran handlers twice in that case).
+//!
+//! # Quiescence
+//!
+//! `pending` counts handler callbacks started and not finished. A callback
+//! is counted *before* the insert that triggered it returns, and a callback
+//! that inserts more elements counts them before it finishes, so while work
+//! remains the count cannot read zero. Each time it reaches zero the pool's
+//! `quiescent` epoch is bumped and quiesce waiters are woken: a
+//! `quiesce()` future resolves once the count is zero or the epoch moved
+//! past the value it saw when it started (so a zero that lasted only an
+//! instant is not missed). Counter-based, no lock; modelled by
+//! `loom_tests/quiesce.rs`.
+//!
+//! Quiescence covers the pool's handlers: inserts by other tasks that are
+//! still running are not waited for. Freezing after quiescence is therefore
+//! quasi-deterministic ([`freeze_set_after`]); to get a deterministic result
+//! return the set from [`run_par_then_freeze`](super::run_par_then_freeze),
+//! whose barrier waits for handler tasks like any other task.
+
+use std::future::Future;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crossbeam_utils::CachePadded;
+
+use super::session::{EffectLevel, Par, QuasiDet, Session};
+use super::set_handle::ISet;
+use crate::data::Listener;
+use crate::error::Error;
+use crate::lvar::wait::{WaitFuture, Waitable};
+use crate::lvar::waiters::WaiterList;
+use crate::sched::task;
+use crate::sync::{fence, AtomicU64, AtomicUsize, Ordering::SeqCst};
+
+/// The counting state of a pool, shared with its listeners and callbacks.
+/// (Public only for the loom models; not reachable from outside the crate.)
+pub struct PoolState {
+    pending: CachePadded<AtomicUsize>,
+    quiescent: AtomicU64,
+    waiters: WaiterList<u64>,
+}
+
+impl PoolState {
+    /// A pool with no callback running.
+    pub fn new() -> Self {
+        Self {
+            pending: CachePadded::new(AtomicUsize::new(0)),
+            quiescent: AtomicU64::new(0),
+            waiters: WaiterList::new(),
+        }
+    }
+
+    /// A callback is about to start.
+    pub fn start(&self) {
+        self.pending.fetch_add(1, SeqCst);
+    }
+
+    /// A callback finished (or was cancelled).
+    pub fn finish(&self) {
+        if self.pending.fetch_sub(1, SeqCst) == 1 {
+            self.quiescent.fetch_add(1, SeqCst);
+            fence(SeqCst);
+            Waitable::wake_satisfied(&self);
+        }
+    }
+
+    /// Resolves once the pool is (or has been, since this call) quiescent.
+    pub fn quiesce(&self) -> impl Future<Output = ()> + Send + '_ {
+        WaitFuture::new(self, self.quiescent.load(SeqCst))
+    }
+}
+
+impl Default for PoolState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Waitable for &PoolState {
+    /// The quiescence epoch when the wait started.
+    type Query = u64;
+    type Output = ();
+
+    fn waiters(&self) -> &WaiterList<u64> {
+        &self.waiters
+    }
+
+    fn check(&self, started_at: &u64) -> Option<()> {
+        (self.quiescent.load(SeqCst) > *started_at || self.pending.load(SeqCst) == 0).then_some(())
+    }
+}
+
+/// Decrements `pending` when the callback ends, however it ends (finished,
+/// cancelled with its session, or panicked).
+struct Finish(Arc<PoolState>);
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
+/// A group of handlers that can be waited for together.
+///
+/// ```
+/// use lvars::{run_par_then_freeze, Freeze, HandlerPool, ISet};
+///
+/// // Everything reachable from 1 under x -> 2x, x -> 3x, below 100.
+/// let reached = run_par_then_freeze(|p| Box::pin(async move {
+///     let set: ISet<u32> = ISet::new(p);
+///     let pool = HandlerPool::new(p);
+///     let s = set.clone();
+///     pool.add_handler(&set, move |x| {
+///         let s = s.clone();
+///         async move {
+///             for y in [2 * x, 3 * x] {
+///                 if y < 100 {
+///                     s.insert(y).unwrap();
+///                 }
+///             }
+///         }
+///     })
+///     .unwrap();
+///     set.insert(1).unwrap();
+///     set.then_freeze()
+/// }))
+/// .unwrap();
+/// assert_eq!(reached, vec![1, 2, 3, 4, 6, 8, 9, 12, 16, 18, 24, 27, 32, 36, 48, 54, 64, 72, 81, 96]);
+/// ```
+pub struct HandlerPool<'s> {
+    state: Arc<PoolState>,
+    session: &'s Session,
+    _brand: PhantomData<fn(&'s ()) -> &'s ()>,
+}
+
+impl std::fmt::Debug for HandlerPool<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandlerPool").finish_non_exhaustive()
+    }
+}
+
+impl Clone for HandlerPool<'_> {
+    fn clone(&self) -> Self {
+        Self {
+            state: Arc::clone(&self.state),
+            session: self.session,
+            _brand: PhantomData,
+        }
+    }
+}
+
+/// The listener that turns each delivered element into a callback task.
+struct Handler<'s, F> {
+    state: Arc<PoolState>,
+    session: &'s Session,
+    callback: F,
+}
+
+impl<'s, T, F, Fut> Listener<T> for Handler<'s, F>
+where
+    T: Clone,
+    F: Fn(T) -> Fut + Send + Sync + 's,
+    Fut: Future<Output = ()> + Send + 's,
+{
+    fn on_element(&self, value: &T) {
+        self.state.start();
+        let finish = Finish(Arc::clone(&self.state));
+        let work = (self.callback)(value.clone());
+        // SAFETY: the session outlives its tasks (its runner waits for them
+        // or cancels them), and listeners are only called by inserts, which
+        // only happen while the session runs.
+        unsafe {
+            task::spawn(&self.session.group, async move {
+                let _finish = finish;
+                work.await;
+            })
+        };
+    }
+}
+
+impl<'s> HandlerPool<'s> {
+    /// An empty pool.
+    pub fn new<E: EffectLevel>(p: Par<'s, E>) -> Self {
+        Self {
+            state: Arc::new(PoolState::new()),
+            session: p.session,
+            _brand: PhantomData,
+        }
+    }
+
+    /// Runs `callback` as a task of this pool once for every element that
+    /// is in `set` now or is inserted later, exactly once per element.
+    ///
+    /// Errors: `OutOfRange` if the set already has 64 handlers.
+    pub fn add_handler<T, F, Fut>(&self, set: &ISet<'s, T>, callback: F) -> Result<(), Error>
+    where
+        T: Hash + Eq + Clone + Send + Sync + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 's,
+        Fut: Future<Output = ()> + Send + 's,
+    {
+        let handler: Arc<dyn Listener<T> + 's> = Arc::new(Handler {
+            state: Arc::clone(&self.state),
+            session: self.session,
+            callback,
+        });
+        // SAFETY: only the lifetime is erased. The listener is called only by
+        // inserts into a set of this session, which happen while the session
+        // runs; it is dropped with the set, and every reference to a set of
+        // the session is dropped before the session ends (handles are
+        // branded and cannot escape; the frozen-value path runs inside the
+        // session, see `run_session`).
+        let handler: Arc<dyn Listener<T>> = unsafe { std::mem::transmute(handler) };
+        set.raw().add_listener(handler)
+    }
+
+    /// Resolves when every callback of the pool has finished and none is
+    /// waiting to start (or this has been so at some moment since the call).
+    pub fn quiesce(&self) -> impl Future<Output = ()> + Send + '_ {
+        self.state.quiesce()
+    }
+}
+
+/// Handlers, quiescence, then freeze (LVish's `freezeSetAfter`): runs
+/// `callback` for every element of `set`, waits until the pool is quiescent,
+/// and returns the frozen set, sorted. Quasi-deterministic: inserts by
+/// tasks outside the pool that are still running may come after the freeze
+/// and then fail with `PutAfterFreeze`.
+pub async fn freeze_set_after<'s, T, F, Fut>(
+    p: Par<'s, QuasiDet>,
+    set: &ISet<'s, T>,
+    callback: F,
+) -> Result<Vec<T>, Error>
+where
+    T: Hash + Eq + Ord + Clone + Send + Sync + 'static,
+    F: Fn(T) -> Fut + Send + Sync + 's,
+    Fut: Future<Output = ()> + Send + 's,
+{
+    let pool = HandlerPool::new(p);
+    pool.add_handler(set, callback)?;
+    pool.quiesce().await;
+    Ok(set.freeze(&p))
+}

@@ -1,0 +1,261 @@
+//! Handlers and quiescence at the session level.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+
+use lvars::{freeze_set_after, Error, Freeze, HandlerPool, ISet, ThreadPool, ThreadPoolBuilder};
+
+fn pool(n: usize) -> ThreadPool {
+    ThreadPoolBuilder::new().num_threads(n).build().unwrap()
+}
+
+/// Per handler, how many times each element was delivered.
+type Deliveries = Arc<Mutex<Vec<HashMap<u32, usize>>>>;
+
+/// LVish ran a handler twice for one element when inserts raced its
+/// installation. Here four inserting tasks race three handlers installed
+/// at different moments: every element must reach every handler exactly once.
+#[test]
+fn every_handler_sees_every_element_exactly_once_under_racing_inserts() {
+    const HANDLERS: usize = 3;
+    const N: u32 = 2_000;
+    for workers in [2, 8] {
+        let pool = pool(workers);
+        for round in 0..20 {
+            let seen: Deliveries = Arc::new(Mutex::new(vec![HashMap::new(); HANDLERS]));
+            let s2 = Arc::clone(&seen);
+            let frozen = pool
+                .run_par_then_freeze(move |p| {
+                    Box::pin(async move {
+                        let set: ISet<u32> = ISet::new(p);
+                        let handlers = HandlerPool::new(p);
+                        // Inserters: overlapping ranges, so many inserts are duplicates.
+                        for t in 0..4u32 {
+                            let set = set.clone();
+                            p.fork(async move {
+                                for i in 0..N {
+                                    set.insert((i * 7 + t * 13) % N).unwrap();
+                                    if i % 256 == 0 {
+                                        lvars::yield_now().await;
+                                    }
+                                }
+                            });
+                        }
+                        // Handlers installed while the inserts run.
+                        for h in 0..HANDLERS {
+                            for _ in 0..h * 3 {
+                                lvars::yield_now().await;
+                            }
+                            let seen = Arc::clone(&s2);
+                            handlers
+                                .add_handler(&set, move |x| {
+                                    let seen = Arc::clone(&seen);
+                                    async move {
+                                        *seen.lock().unwrap()[h].entry(x).or_insert(0) += 1;
+                                    }
+                                })
+                                .unwrap();
+                        }
+                        set.then_freeze()
+                    })
+                })
+                .unwrap();
+            assert_eq!(frozen.len(), N as usize);
+            let seen = seen.lock().unwrap();
+            for (h, counts) in seen.iter().enumerate() {
+                assert_eq!(
+                    counts.len(),
+                    N as usize,
+                    "workers {workers} round {round}: handler {h} missed elements"
+                );
+                if let Some((x, c)) = counts.iter().find(|(_, &c)| c != 1) {
+                    panic!("workers {workers} round {round}: handler {h} saw {x} {c} times");
+                }
+            }
+        }
+    }
+}
+
+/// A traversal written with a handler: the closure of {1} under x -> 2x and
+/// x -> 3x below a bound, the same on every run and every pool size.
+#[test]
+fn a_handler_driven_traversal_is_deterministic() {
+    let expected: Vec<u32> = (1..5000u32)
+        .filter(|&x| {
+            let mut y = x;
+            while y % 2 == 0 {
+                y /= 2;
+            }
+            while y % 3 == 0 {
+                y /= 3;
+            }
+            y == 1
+        })
+        .collect();
+    for workers in [1, 2, 8] {
+        let pool = pool(workers);
+        for _ in 0..30 {
+            let got = pool
+                .run_par_then_freeze(|p| {
+                    Box::pin(async move {
+                        let set: ISet<u32> = ISet::new(p);
+                        let handlers = HandlerPool::new(p);
+                        let s = set.clone();
+                        handlers
+                            .add_handler(&set, move |x| {
+                                let s = s.clone();
+                                async move {
+                                    for y in [2 * x, 3 * x] {
+                                        if y < 5000 {
+                                            s.insert(y).unwrap();
+                                        }
+                                    }
+                                }
+                            })
+                            .unwrap();
+                        set.insert(1).unwrap();
+                        set.then_freeze()
+                    })
+                })
+                .unwrap();
+            assert_eq!(got, expected, "workers = {workers}");
+        }
+    }
+}
+
+/// Quiescence: after `quiesce`, every callback (including those started by
+/// callbacks) has finished.
+#[test]
+fn quiesce_waits_for_callbacks_and_their_descendants() {
+    for workers in [1, 2, 8] {
+        let pool = pool(workers);
+        for _ in 0..20 {
+            let done = Arc::new(AtomicUsize::new(0));
+            let d2 = Arc::clone(&done);
+            let r = pool.run_par(move |p| {
+                Box::pin(async move {
+                    let set: ISet<u32> = ISet::new(p);
+                    let handlers = HandlerPool::new(p);
+                    let (s, d) = (set.clone(), Arc::clone(&d2));
+                    handlers
+                        .add_handler(&set, move |x| {
+                            let (s, d) = (s.clone(), Arc::clone(&d));
+                            async move {
+                                if x < 500 {
+                                    s.insert(x + 1).unwrap();
+                                }
+                                lvars::yield_now().await;
+                                d.fetch_add(1, SeqCst);
+                            }
+                        })
+                        .unwrap();
+                    set.insert(0).unwrap();
+                    handlers.quiesce().await;
+                    d2.load(SeqCst)
+                })
+            });
+            assert_eq!(
+                r,
+                Ok(501),
+                "workers = {workers}: quiesce returned before every callback finished"
+            );
+            assert_eq!(done.load(SeqCst), 501);
+        }
+    }
+}
+
+#[test]
+fn quiesce_on_an_idle_pool_returns_at_once() {
+    let r = pool(2).run_par(|p| {
+        Box::pin(async move {
+            let handlers = HandlerPool::new(p);
+            handlers.quiesce().await;
+            7
+        })
+    });
+    assert_eq!(r, Ok(7));
+}
+
+#[test]
+fn freeze_set_after_runs_handlers_quiesces_and_freezes() {
+    let r = pool(2).run_par_quasi_det(|p| {
+        Box::pin(async move {
+            let set: ISet<u32> = ISet::new(p);
+            set.insert(1).unwrap();
+            let s = set.clone();
+            let frozen = freeze_set_after(p, &set, move |x| {
+                let s = s.clone();
+                async move {
+                    if x < 64 {
+                        s.insert(x * 2).unwrap();
+                    }
+                }
+            })
+            .await
+            .unwrap();
+            // A new element after the freeze is an error.
+            (frozen, set.insert(1000))
+        })
+    });
+    // The failed insert also fails the session.
+    assert_eq!(r, Err(Error::PutAfterFreeze { lvar: "ISet" }));
+    let r = pool(2).run_par_quasi_det(|p| {
+        Box::pin(async move {
+            let set: ISet<u32> = ISet::new(p);
+            set.insert(1).unwrap();
+            let s = set.clone();
+            freeze_set_after(p, &set, move |x| {
+                let s = s.clone();
+                async move {
+                    if x < 64 {
+                        s.insert(x * 2).unwrap();
+                    }
+                }
+            })
+            .await
+        })
+    });
+    assert_eq!(r, Ok(Ok(vec![1, 2, 4, 8, 16, 32, 64])));
+}
+
+#[test]
+fn a_panicking_handler_fails_the_session_and_the_pool_survives() {
+    let pool = pool(2);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pool.run_par(|p| {
+            Box::pin(async move {
+                let set: ISet<u32> = ISet::new(p);
+                let handlers = HandlerPool::new(p);
+                handlers
+                    .add_handler(&set, |x| async move {
+                        if x == 3 {
+                            panic!("handler failed on 3");
+                        }
+                    })
+                    .unwrap();
+                for i in 0..10 {
+                    set.insert(i).unwrap();
+                }
+                handlers.quiesce().await;
+            })
+        })
+    }));
+    assert_eq!(r.unwrap_err().downcast_ref::<&str>(), Some(&"handler failed on 3"));
+    assert_eq!(pool.run_par(|_| Box::pin(async { 1 })), Ok(1));
+}
+
+#[test]
+fn the_65th_handler_on_one_set_is_refused() {
+    let r = pool(1).run_par(|p| {
+        Box::pin(async move {
+            let set: ISet<u32> = ISet::new(p);
+            let handlers = HandlerPool::new(p);
+            let results: Vec<_> = (0..65).map(|_| handlers.add_handler(&set, |_| async {})).collect();
+            (results[..64].iter().all(Result::is_ok), results[64].clone())
+        })
+    });
+    let (first_ok, last) = r.unwrap();
+    assert!(first_ok);
+    assert!(matches!(last, Err(Error::OutOfRange { .. })), "{last:?}");
+}
