@@ -237,7 +237,7 @@ pub fn bfs_lvars(pool: &ThreadPool, g: &Arc<Graph>, start: u32, work: Work) -> R
     let visited = pool
         .run_par_then_freeze(move |p| {
             Box::pin(async move {
-                let set: ISet<u32> = ISet::new(p);
+                let set: ISet<u32> = ISet::with_capacity(p, g.num_vertices());
                 let handlers = HandlerPool::new(p);
                 let s = set.clone();
                 handlers

@@ -62,6 +62,15 @@ impl<'s, T: Hash + Eq + Send + Sync + 'static> ISet<'s, T> {
         }
     }
 
+    /// An empty set with room for `n` elements before its first resize.
+    pub fn with_capacity<E: EffectLevel>(p: Par<'s, E>, n: usize) -> Self {
+        Self {
+            raw: Arc::new(RawISet::with_capacity(n)),
+            session: p.session,
+            _brand: PhantomData,
+        }
+    }
+
     /// Inserts `x` (inserting an element already present is a no-op).
     /// Fails, and fails the session, if the set is frozen and `x` is new.
     pub fn insert(&self, x: T) -> Result<(), Error> {
