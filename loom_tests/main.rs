@@ -7,6 +7,7 @@
 
 mod counter;
 mod freeze;
+mod imap;
 mod iset;
 mod ivar;
 mod quiesce;

@@ -11,8 +11,9 @@ mod sync;
 
 pub use error::{Error, Result};
 pub use par::{
-    freeze_set_after, run_par, run_par_quasi_det, run_par_then_freeze, Counter, Det, Freeze, HandlerPool, ISet,
-    IStructure, IVar, LVar, MaxCounter, PNCounter, Par, ParFuture, QuasiDet,
+    derived, freeze_set_after, run_par, run_par_quasi_det, run_par_then_freeze, AddRemoveSet, Counter, Det,
+    EffectLevel, Freeze, FrozenAddRemove, HandlerPool, IMap, IMapOfSets, ISet, IStructure, IVar, LVar, MaxCounter,
+    PNCounter, Par, ParFuture, QuasiDet,
 };
 
 pub use sched::{join, par_for, par_for_grain, yield_now, JoinHandle, ThreadPool, ThreadPoolBuilder};

@@ -2,6 +2,7 @@
 //! session-level handles in [`crate::par`] wrap them.
 
 mod counter;
+mod imap;
 mod iset;
 mod istructure;
 mod ivar;
@@ -9,6 +10,7 @@ mod max_counter;
 mod pn_counter;
 
 pub use counter::{RawCounter, COUNTER_LIMIT};
+pub use imap::RawIMap;
 pub(crate) use iset::Listener;
 pub use iset::{DefaultHashBuilder, RawISet};
 pub use istructure::RawIStructure;

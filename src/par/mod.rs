@@ -35,14 +35,18 @@
 //! assert_eq!(r, Ok(Some(3)));
 //! ```
 
+pub mod derived;
 mod freeze;
 pub(crate) mod handlers;
 mod handles;
+mod imap_handle;
 mod session;
 mod set_handle;
 
+pub use derived::{AddRemoveSet, FrozenAddRemove};
 pub use freeze::{DeferredFreeze, Freeze};
 pub use handlers::{freeze_set_after, HandlerPool};
 pub use handles::{Counter, IStructure, IVar, LVar, MaxCounter, PNCounter};
+pub use imap_handle::{IMap, IMapOfSets};
 pub use session::{run_par, run_par_quasi_det, run_par_then_freeze, Det, EffectLevel, Par, ParFuture, QuasiDet};
 pub use set_handle::ISet;

@@ -1,0 +1,236 @@
+//! The session-level handles of the grow-only map: lattice-valued maps
+//! ([`IMap`]) and maps of sets ([`IMapOfSets`]), both over
+//! [`RawIMap`](crate::data::RawIMap).
+//!
+//! Handlers over maps are not provided yet: the raw map has the
+//! exactly-once listener hook, but `HandlerPool` does not expose what a
+//! map handler would need (its counting state) outside `handlers.rs`.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use super::freeze::{DeferredFreeze, Freeze};
+use super::session::{EffectLevel, Par, QuasiDet, Session};
+use crate::data::{RawIMap, RawISet};
+use crate::error::Error;
+use crate::lattice::Lattice;
+use crate::lvar::RawLVar;
+
+type Brand<'s> = PhantomData<fn(&'s ()) -> &'s ()>;
+
+/// A grow-only map of a session whose values are lattice states: an insert
+/// joins its value into the key's state; a join that would be top (e.g. two
+/// different values under [`Flat`](crate::lattice::Flat)) is a
+/// `ConflictingPut` that fails the session.
+///
+/// The seed's shopping cart: two forked inserts, frozen after the barrier,
+/// give the same map in every run.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use lvars::{run_par_then_freeze, Freeze, IMap};
+/// use lvars::lattice::Max;
+///
+/// #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// enum Item { Book, Shoes }
+///
+/// let cart = run_par_then_freeze(|p| Box::pin(async move {
+///     let cart: IMap<Item, Max<u32>> = IMap::new(p);
+///     let (c1, c2) = (cart.clone(), cart.clone());
+///     p.fork(async move { c1.insert(Item::Book, Max::new(1)).unwrap() });
+///     p.fork(async move { c2.insert(Item::Shoes, Max::new(1)).unwrap() });
+///     cart.then_freeze()
+/// }))
+/// .unwrap();
+/// assert_eq!(cart, BTreeMap::from([(Item::Book, Max::new(1)), (Item::Shoes, Max::new(1))]));
+/// ```
+pub struct IMap<'s, K, L: Lattice> {
+    raw: Arc<RawIMap<K, RawLVar<L>>>,
+    session: &'s Session,
+    _brand: Brand<'s>,
+}
+
+impl<K, L: Lattice> Clone for IMap<'_, K, L> {
+    fn clone(&self) -> Self {
+        Self {
+            raw: Arc::clone(&self.raw),
+            session: self.session,
+            _brand: PhantomData,
+        }
+    }
+}
+
+impl<K, L: Lattice> std::fmt::Debug for IMap<'_, K, L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IMap")
+    }
+}
+
+impl<'s, K, L> IMap<'s, K, L>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    L: Lattice + Send + Sync + 'static,
+{
+    /// An empty map.
+    pub fn new<E: EffectLevel>(p: Par<'s, E>) -> Self {
+        Self {
+            raw: Arc::new(RawIMap::new()),
+            session: p.session,
+            _brand: PhantomData,
+        }
+    }
+
+    /// Joins `value` into `key`'s state (bottom if the key is new). Fails,
+    /// and fails the session, with `ConflictingPut` if the join would be
+    /// top, or `PutAfterFreeze` if the map is frozen and the insert would
+    /// change it.
+    pub fn insert(&self, key: K, value: L) -> Result<(), Error> {
+        self.raw.insert(key, value).map_err(|e| self.session.fail(e))
+    }
+
+    /// Waits until `key`'s state is at or above `threshold` and resolves
+    /// to `threshold`. An invalid (top) threshold fails the session at once.
+    pub fn wait_key_at_least(&self, key: K, threshold: L) -> Result<impl Future<Output = L> + Send + '_, Error> {
+        self.raw
+            .wait_key_at_least(key, threshold)
+            .map_err(|e| self.session.fail(e))
+    }
+
+    /// Waits until the map has at least `n` keys.
+    pub fn wait_size(&self, n: usize) -> impl Future<Output = ()> + Send + '_ {
+        self.raw.wait_size(n)
+    }
+}
+
+impl<'s, K, L> IMap<'s, K, L>
+where
+    K: Hash + Eq + Ord + Clone + Send + Sync + 'static,
+    L: Lattice + Send + Sync + 'static,
+{
+    /// Freezes the map (keys and states) and returns its entries sorted by
+    /// key (quasi-deterministic sessions only).
+    pub fn freeze(&self, _proof: &Par<'s, QuasiDet>) -> Vec<(K, L)> {
+        self.raw.freeze_sorted_with(RawLVar::freeze)
+    }
+}
+
+impl<K, L> Freeze for IMap<'_, K, L>
+where
+    K: Hash + Eq + Ord + Clone + Send + Sync + 'static,
+    L: Lattice + Send + Sync + 'static,
+{
+    /// The entries, in key order.
+    type Frozen = BTreeMap<K, L>;
+
+    fn then_freeze(self) -> DeferredFreeze<BTreeMap<K, L>> {
+        let raw = self.raw;
+        DeferredFreeze::new(move || raw.freeze_sorted_with(RawLVar::freeze).into_iter().collect())
+    }
+}
+
+/// A grow-only map of a session whose values are grow-only sets (LVish's
+/// map of sets, e.g. an analysis store or a graph's adjacency lists).
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use lvars::{run_par_then_freeze, Freeze, IMapOfSets};
+///
+/// let edges = [(1, 2), (1, 3), (2, 3), (3, 1), (1, 2)];
+/// let graph = run_par_then_freeze(|p| Box::pin(async move {
+///     let g: IMapOfSets<u32, u32> = IMapOfSets::new(p);
+///     for (a, b) in edges {
+///         let g = g.clone();
+///         p.fork(async move { g.insert(a, b).unwrap() });
+///     }
+///     g.then_freeze()
+/// }))
+/// .unwrap();
+/// assert_eq!(graph, BTreeMap::from([(1, vec![2, 3]), (2, vec![3]), (3, vec![1])]));
+/// ```
+pub struct IMapOfSets<'s, K, T> {
+    raw: Arc<RawIMap<K, RawISet<T>>>,
+    session: &'s Session,
+    _brand: Brand<'s>,
+}
+
+impl<K, T> Clone for IMapOfSets<'_, K, T> {
+    fn clone(&self) -> Self {
+        Self {
+            raw: Arc::clone(&self.raw),
+            session: self.session,
+            _brand: PhantomData,
+        }
+    }
+}
+
+impl<K, T> std::fmt::Debug for IMapOfSets<'_, K, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IMapOfSets")
+    }
+}
+
+impl<'s, K, T> IMapOfSets<'s, K, T>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    T: Hash + Eq + Send + Sync + 'static,
+{
+    /// An empty map.
+    pub fn new<E: EffectLevel>(p: Par<'s, E>) -> Self {
+        Self {
+            raw: Arc::new(RawIMap::new()),
+            session: p.session,
+            _brand: PhantomData,
+        }
+    }
+
+    /// Inserts `x` into `key`'s set (an empty set if the key is new).
+    /// Fails, and fails the session, with `PutAfterFreeze` if the map (or
+    /// that set) is frozen and the insert would change it.
+    pub fn insert(&self, key: K, x: T) -> Result<(), Error> {
+        self.raw
+            .get_or_init(key)
+            .and_then(|set| set.insert(x))
+            .map(drop)
+            .map_err(|e| self.session.fail(e))
+    }
+
+    /// Waits until `x` is in `key`'s set.
+    pub fn wait_contains(&self, key: K, x: T) -> impl Future<Output = ()> + Send + '_ {
+        let set = self.raw.wait_key(key);
+        async move { set.await.wait_contains(x).await }
+    }
+
+    /// Waits until the map has at least `n` keys.
+    pub fn wait_size(&self, n: usize) -> impl Future<Output = ()> + Send + '_ {
+        self.raw.wait_size(n)
+    }
+}
+
+impl<'s, K, T> IMapOfSets<'s, K, T>
+where
+    K: Hash + Eq + Ord + Clone + Send + Sync + 'static,
+    T: Hash + Eq + Ord + Clone + Send + Sync + 'static,
+{
+    /// Freezes the map and every set, and returns the entries sorted by key
+    /// with sorted sets (quasi-deterministic sessions only).
+    pub fn freeze(&self, _proof: &Par<'s, QuasiDet>) -> Vec<(K, Vec<T>)> {
+        self.raw.freeze_sorted_with(RawISet::freeze_sorted)
+    }
+}
+
+impl<K, T> Freeze for IMapOfSets<'_, K, T>
+where
+    K: Hash + Eq + Ord + Clone + Send + Sync + 'static,
+    T: Hash + Eq + Ord + Clone + Send + Sync + 'static,
+{
+    /// The entries in key order, each set sorted.
+    type Frozen = BTreeMap<K, Vec<T>>;
+
+    fn then_freeze(self) -> DeferredFreeze<BTreeMap<K, Vec<T>>> {
+        let raw = self.raw;
+        DeferredFreeze::new(move || raw.freeze_sorted_with(RawISet::freeze_sorted).into_iter().collect())
+    }
+}
