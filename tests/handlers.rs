@@ -259,3 +259,59 @@ fn the_65th_handler_on_one_set_is_refused() {
     assert!(first_ok);
     assert!(matches!(last, Err(Error::OutOfRange { .. })), "{last:?}");
 }
+
+/// Map handlers follow keys: once per key, however many inserts (joins)
+/// a key gets and however they race the handler's installation.
+#[test]
+fn a_map_handler_sees_every_key_exactly_once() {
+    use lvars::lattice::Max;
+    use lvars::IMap;
+    const KEYS: u32 = 500;
+    for workers in [1, 2, 8] {
+        let pool = pool(workers);
+        for round in 0..20 {
+            let seen: Arc<Mutex<HashMap<u32, usize>>> = Arc::new(Mutex::new(HashMap::new()));
+            let s2 = Arc::clone(&seen);
+            let keys = pool
+                .run_par_then_freeze(move |p| {
+                    Box::pin(async move {
+                        let map: IMap<u32, Max<u32>> = IMap::new(p);
+                        let handlers = HandlerPool::new(p);
+                        for t in 0..3u32 {
+                            let map = map.clone();
+                            p.fork(async move {
+                                for i in 0..KEYS {
+                                    map.insert((i * 3 + t) % KEYS, Max::new(i + t)).unwrap();
+                                    if i % 64 == 0 {
+                                        lvars::yield_now().await;
+                                    }
+                                }
+                            });
+                        }
+                        lvars::yield_now().await;
+                        let seen = Arc::clone(&s2);
+                        map.add_handler(&handlers, move |k| {
+                            let seen = Arc::clone(&seen);
+                            async move {
+                                *seen.lock().unwrap().entry(k).or_insert(0) += 1;
+                            }
+                        })
+                        .unwrap();
+                        map.then_freeze()
+                    })
+                })
+                .unwrap();
+            assert_eq!(keys.len(), KEYS as usize);
+            let seen = seen.lock().unwrap();
+            assert_eq!(
+                seen.len(),
+                KEYS as usize,
+                "workers {workers} round {round}: keys missed"
+            );
+            assert!(
+                seen.values().all(|&c| c == 1),
+                "workers {workers} round {round}: a key was delivered twice"
+            );
+        }
+    }
+}

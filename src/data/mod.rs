@@ -10,6 +10,7 @@ mod max_counter;
 mod pn_counter;
 
 pub use counter::{RawCounter, COUNTER_LIMIT};
+pub(crate) use imap::EntryListener;
 pub use imap::RawIMap;
 pub(crate) use iset::Listener;
 pub use iset::{DefaultHashBuilder, RawISet};

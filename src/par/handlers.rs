@@ -39,7 +39,7 @@ use crossbeam_utils::CachePadded;
 
 use super::session::{EffectLevel, Par, QuasiDet, Session};
 use super::set_handle::ISet;
-use crate::data::Listener;
+use crate::data::{EntryListener, Listener};
 use crate::error::Error;
 use crate::lvar::wait::{WaitFuture, Waitable};
 use crate::lvar::waiters::WaiterList;
@@ -170,16 +170,16 @@ struct Handler<'s, F> {
     callback: F,
 }
 
-impl<'s, T, F, Fut> Listener<T> for Handler<'s, F>
-where
-    T: Clone,
-    F: Fn(T) -> Fut + Send + Sync + 's,
-    Fut: Future<Output = ()> + Send + 's,
-{
-    fn on_element(&self, value: &T) {
+impl<'s, F> Handler<'s, F> {
+    /// Starts the callback for one element as a task of the session.
+    fn deliver<T, Fut>(&self, value: T)
+    where
+        F: Fn(T) -> Fut + Send + Sync + 's,
+        Fut: Future<Output = ()> + Send + 's,
+    {
         self.state.start();
         let finish = Finish(Arc::clone(&self.state));
-        let work = (self.callback)(value.clone());
+        let work = (self.callback)(value);
         // SAFETY: the session outlives its tasks (its runner waits for them
         // or cancels them), and listeners are only called by inserts, which
         // only happen while the session runs.
@@ -189,6 +189,30 @@ where
                 work.await;
             })
         };
+    }
+}
+
+impl<'s, T, F, Fut> Listener<T> for Handler<'s, F>
+where
+    T: Clone,
+    F: Fn(T) -> Fut + Send + Sync + 's,
+    Fut: Future<Output = ()> + Send + 's,
+{
+    fn on_element(&self, value: &T) {
+        self.deliver(value.clone());
+    }
+}
+
+/// Map handlers see keys only: a lattice value at insertion time could
+/// differ between schedules, the key cannot.
+impl<'s, K, V, F, Fut> EntryListener<K, V> for Handler<'s, F>
+where
+    K: Clone,
+    F: Fn(K) -> Fut + Send + Sync + 's,
+    Fut: Future<Output = ()> + Send + 's,
+{
+    fn on_entry(&self, key: &K, _value: &V) {
+        self.deliver(key.clone());
     }
 }
 
@@ -225,6 +249,24 @@ impl<'s> HandlerPool<'s> {
         // session, see `run_session`).
         let handler: Arc<dyn Listener<T>> = unsafe { std::mem::transmute(handler) };
         set.raw().add_listener(handler)
+    }
+
+    /// The listener a map installs for `callback` (see `IMap::add_handler`).
+    pub(crate) fn entry_listener<K, V, F, Fut>(&self, callback: F) -> Arc<dyn EntryListener<K, V>>
+    where
+        K: Clone + 'static,
+        V: 'static,
+        F: Fn(K) -> Fut + Send + Sync + 's,
+        Fut: Future<Output = ()> + Send + 's,
+    {
+        let handler: Arc<dyn EntryListener<K, V> + 's> = Arc::new(Handler {
+            state: Arc::clone(&self.state),
+            session: self.session,
+            callback,
+        });
+        // SAFETY: only the lifetime is erased; see `add_handler` (maps of a
+        // session follow the same rules as its sets).
+        unsafe { std::mem::transmute(handler) }
     }
 
     /// Resolves when every callback of the pool has finished and none is

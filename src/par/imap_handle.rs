@@ -13,6 +13,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use super::freeze::{DeferredFreeze, Freeze};
+use super::handlers::HandlerPool;
 use super::session::{EffectLevel, Par, QuasiDet, Session};
 use crate::data::{RawIMap, RawISet};
 use crate::error::Error;
@@ -117,6 +118,47 @@ where
     }
 }
 
+impl<'s, K, L> IMap<'s, K, L>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    L: Lattice + Send + Sync + 'static,
+{
+    /// Runs `callback(key)` as a task of `pool` once for every key that is
+    /// in the map now or is added later, exactly once per key. The callback
+    /// gets the key only (the value may still be growing; read it with a
+    /// threshold get). Errors: `OutOfRange` beyond 64 handlers on one map.
+    ///
+    /// ```
+    /// use lvars::lattice::Max;
+    /// use lvars::{run_par_then_freeze, Freeze, HandlerPool, IMap, ISet};
+    ///
+    /// let keys = run_par_then_freeze(|p| Box::pin(async move {
+    ///     let scores: IMap<&str, Max<u32>> = IMap::new(p);
+    ///     let seen: ISet<&str> = ISet::new(p);
+    ///     let pool = HandlerPool::new(p);
+    ///     let s = seen.clone();
+    ///     scores.add_handler(&pool, move |k| {
+    ///         let s = s.clone();
+    ///         async move { s.insert(k).unwrap() }
+    ///     })
+    ///     .unwrap();
+    ///     scores.insert("b", Max::new(2)).unwrap();
+    ///     scores.insert("a", Max::new(1)).unwrap();
+    ///     scores.insert("b", Max::new(5)).unwrap();
+    ///     seen.then_freeze()
+    /// }))
+    /// .unwrap();
+    /// assert_eq!(keys, vec!["a", "b"]);
+    /// ```
+    pub fn add_handler<F, Fut>(&self, pool: &HandlerPool<'s>, callback: F) -> Result<(), Error>
+    where
+        F: Fn(K) -> Fut + Send + Sync + 's,
+        Fut: Future<Output = ()> + Send + 's,
+    {
+        self.raw.add_listener(pool.entry_listener(callback))
+    }
+}
+
 impl<K, L> Freeze for IMap<'_, K, L>
 where
     K: Hash + Eq + Ord + Clone + Send + Sync + 'static,
@@ -218,6 +260,23 @@ where
     /// with sorted sets (quasi-deterministic sessions only).
     pub fn freeze(&self, _proof: &Par<'s, QuasiDet>) -> Vec<(K, Vec<T>)> {
         self.raw.freeze_sorted_with(RawISet::freeze_sorted)
+    }
+}
+
+impl<'s, K, T> IMapOfSets<'s, K, T>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    T: Hash + Eq + Send + Sync + 'static,
+{
+    /// Runs `callback(key)` as a task of `pool` once for every key that is
+    /// in the map now or is added later, exactly once per key (see
+    /// [`IMap::add_handler`]).
+    pub fn add_handler<F, Fut>(&self, pool: &HandlerPool<'s>, callback: F) -> Result<(), Error>
+    where
+        F: Fn(K) -> Fut + Send + Sync + 's,
+        Fut: Future<Output = ()> + Send + 's,
+    {
+        self.raw.add_listener(pool.entry_listener(callback))
     }
 }
 
