@@ -18,26 +18,11 @@
 //!
 //! # State
 //!
-//! One `AtomicU64`: the low 63 bits hold the count, the top bit is the
-//! frozen flag. A bump is a `SeqCst` CAS loop on that word that adds to the
-//! count only while the flag is clear; a freeze sets the flag with one
-//! `fetch_or` on the same word and returns the count it replaced.
-//!
-//! **Invariant (no lost bump).** Bumps and the freeze are read-modify-writes
-//! of the same word, so they are totally ordered by its modification order.
-//! A bump whose CAS comes before the freeze's `fetch_or` is in the count the
-//! freeze reads and returns; a bump ordered after it can no longer succeed:
-//! its CAS expected a word without the flag, fails, and the retry sees the
-//! flag and returns `PutAfterFreeze`. So the frozen count is exactly the sum
-//! of the bumps that returned `Ok` (bumps by 0 change nothing and are always
-//! `Ok`). A bump that would carry past [`COUNTER_LIMIT`] changes nothing
-//! and returns `OutOfRange`, so the count never spills into the flag.
-//!
-//! **Invariant (no lost wake-up).** A successful bump publishes the count
-//! with its `SeqCst` CAS, issues a `SeqCst` fence and then wakes every
-//! waiter whose threshold the *current* count meets, as in
-//! `lvar/waiters.rs`; a threshold reached only by the sum of several bumps
-//! is found by the last of them. Modelled by `loom_tests/counter.rs`.
+//! The state and its protocol are `MonotoneWord`'s (`monotone_word.rs`):
+//! a bump raises the value by `n`. Bumps and the freeze are totally ordered
+//! on one word, so the frozen count is exactly the sum of the bumps that
+//! returned `Ok`; a threshold reached only by the sum of several bumps is
+//! found by the last of them. Modelled by `loom_tests/counter.rs`.
 //!
 //! # Overflow is deterministic
 //!
@@ -49,16 +34,12 @@
 
 use std::future::Future;
 
+use super::monotone_word::{MonotoneWord, LIMIT};
 use crate::error::Error;
-use crate::lvar::wait::{WaitFuture, Waitable};
-use crate::lvar::waiters::WaiterList;
-use crate::sync::{fence, AtomicU64, Ordering::*};
-
-const FROZEN: u64 = 1 << 63;
 
 /// The largest count a [`RawCounter`] (or one side of a
 /// [`RawPNCounter`](super::RawPNCounter)) can reach.
-pub const COUNTER_LIMIT: u64 = FROZEN - 1;
+pub const COUNTER_LIMIT: u64 = LIMIT;
 
 /// A bump counter without a session: commutative increments, threshold
 /// waits, freeze.
@@ -74,8 +55,7 @@ pub const COUNTER_LIMIT: u64 = FROZEN - 1;
 /// assert!(c.bump(0).is_ok()); // changes nothing
 /// ```
 pub struct RawCounter {
-    state: AtomicU64,
-    waiters: WaiterList<u64>,
+    word: MonotoneWord,
 }
 
 impl Default for RawCounter {
@@ -96,8 +76,7 @@ impl RawCounter {
     /// A counter at 0.
     pub fn new() -> Self {
         Self {
-            state: AtomicU64::new(0),
-            waiters: WaiterList::new(),
+            word: MonotoneWord::new(),
         }
     }
 
@@ -112,54 +91,28 @@ impl RawCounter {
     /// [`bump`](Self::bump), reporting errors as coming from an LVar of
     /// kind `lvar`.
     pub(crate) fn bump_as(&self, n: u64, lvar: &'static str) -> Result<(), Error> {
-        if n == 0 {
-            return Ok(());
-        }
-        let mut cur = self.state.load(SeqCst);
-        loop {
-            if cur & FROZEN != 0 {
-                return Err(Error::PutAfterFreeze { lvar });
-            }
-            let next = match cur.checked_add(n) {
-                Some(next) if next <= COUNTER_LIMIT => next,
-                _ => return Err(Error::OutOfRange { lvar }),
-            };
-            match self.state.compare_exchange_weak(cur, next, SeqCst, SeqCst) {
-                Ok(_) => break,
-                Err(actual) => cur = actual,
-            }
-        }
-        fence(SeqCst);
-        Waitable::wake_satisfied(&self);
-        Ok(())
+        self.word.update(lvar, |cur| match n {
+            0 => Ok(None),
+            _ => match cur.checked_add(n) {
+                Some(next) if next <= COUNTER_LIMIT => Ok(Some(next)),
+                _ => Err(Error::OutOfRange { lvar }),
+            },
+        })
     }
 
     /// Waits until the count is at least `n`. Resolves to `()`: the count
     /// itself is never revealed before freezing.
     pub fn wait_at_least(&self, n: u64) -> impl Future<Output = ()> + Send + '_ {
-        WaitFuture::new(self, n)
+        self.word.wait_at_least(n)
     }
 
     /// Freezes the counter and returns its exact count.
     pub fn freeze(&self) -> u64 {
-        self.state.fetch_or(FROZEN, SeqCst) & !FROZEN
+        self.word.freeze()
     }
 
     /// Whether the counter is frozen.
     pub fn is_frozen(&self) -> bool {
-        self.state.load(SeqCst) & FROZEN != 0
-    }
-}
-
-impl Waitable for &RawCounter {
-    type Query = u64;
-    type Output = ();
-
-    fn waiters(&self) -> &WaiterList<u64> {
-        &self.waiters
-    }
-
-    fn check(&self, n: &u64) -> Option<()> {
-        (self.state.load(SeqCst) & !FROZEN >= *n).then_some(())
+        self.word.is_frozen()
     }
 }

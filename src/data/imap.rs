@@ -93,15 +93,13 @@
 //!
 //! Modelled by `loom_tests/imap.rs`.
 
-use std::cell::Cell;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::ptr;
 use std::sync::Arc;
 
-use crossbeam_utils::CachePadded;
-
 use super::iset::DefaultHashBuilder;
+use super::striped::{thread_stripe, StripedCount};
 use crate::error::Error;
 use crate::lattice::Lattice;
 use crate::lvar::wait::{WaitFuture, Waitable};
@@ -122,12 +120,6 @@ const INNER: usize = 0b10;
 const LOW: usize = 0b111;
 /// An empty word closed by `freeze`.
 const FROZEN: usize = FROZEN_BIT;
-
-/// Counter stripes (threads are spread over them round-robin).
-#[cfg(not(loom))]
-const COUNT_STRIPES: usize = 16;
-#[cfg(loom)]
-const COUNT_STRIPES: usize = 2;
 
 /// `wait_key` waiter lists, chosen by hash.
 #[cfg(not(loom))]
@@ -230,7 +222,7 @@ pub struct RawIMap<K, V, S = DefaultHashBuilder> {
     key_waiters: [WaiterList<Arc<WantedKey<K>>>; KEY_STRIPES],
     listener_count: AtomicUsize,
     frozen: crate::sync::AtomicBool,
-    counts: [CachePadded<AtomicUsize>; COUNT_STRIPES],
+    counts: StripedCount,
 }
 
 // SAFETY: keys and values are shared by reference between threads (K, V:
@@ -276,7 +268,7 @@ impl<K: Hash + Eq + Send + Sync + 'static, V: Send + Sync + 'static, S: BuildHas
             key_waiters: std::array::from_fn(|_| WaiterList::new()),
             listener_count: AtomicUsize::new(0),
             frozen: crate::sync::AtomicBool::new(false),
-            counts: std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0))),
+            counts: StripedCount::new(),
         }
     }
 
@@ -322,7 +314,7 @@ impl<K: Hash + Eq + Send + Sync + 'static, V: Send + Sync + 'static, S: BuildHas
             }
             Outcome::Inserted(leaf) => {
                 let stripe = thread_stripe();
-                self.counts[stripe].fetch_add(1, SeqCst);
+                self.counts.increment(stripe);
                 publication_fence();
                 // SAFETY: published leaves live as long as the map.
                 let l = unsafe { &*leaf };
@@ -454,7 +446,7 @@ impl<K: Hash + Eq + Send + Sync + 'static, V: Send + Sync + 'static, S: BuildHas
     /// they have all returned). Quasi-deterministic while inserts run;
     /// deterministic code uses [`wait_size`](Self::wait_size).
     pub fn len(&self) -> usize {
-        self.counts.iter().map(|c| c.load(SeqCst)).sum()
+        self.counts.sum()
     }
 
     /// Whether [`len`](Self::len) is 0 (equally timing-dependent).
@@ -673,23 +665,6 @@ fn publication_fence() {
 
 fn key_stripe(hash: u64) -> usize {
     (hash >> 32) as usize % KEY_STRIPES
-}
-
-/// This thread's counter stripe (assigned round-robin on first use).
-fn thread_stripe() -> usize {
-    // Not part of any protocol (any stripe is correct): plain std atomics.
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    thread_local! {
-        static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
-    }
-    STRIPE.with(|s| {
-        let mut i = s.get();
-        if i == usize::MAX {
-            i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % COUNT_STRIPES;
-            s.set(i);
-        }
-        i
-    })
 }
 
 /// The source of a `wait_key`: the map and the waiter stripe.

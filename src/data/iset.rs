@@ -105,16 +105,14 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-use std::cell::Cell;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::ptr;
 use std::sync::Arc;
 
-use crossbeam_utils::CachePadded;
-
 use self::arena::Arena;
 use self::table::{frozen_next, is_table, Entry, Probe, Table, COPIED};
+use super::striped::{thread_stripe, StripedCount, STRIPES};
 use crate::error::Error;
 use crate::lvar::reclaim::{self, Guard};
 use crate::lvar::wait::{WaitFuture, Waitable};
@@ -123,12 +121,6 @@ use crate::sync::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering
 
 /// The hasher a [`RawISet`] uses unless told otherwise.
 pub type DefaultHashBuilder = foldhash::fast::RandomState;
-
-/// Counter stripes (threads are spread over them round-robin).
-#[cfg(not(loom))]
-const COUNT_STRIPES: usize = 16;
-#[cfg(loom)]
-const COUNT_STRIPES: usize = 2;
 
 /// `wait_contains` waiter lists, chosen by hash.
 #[cfg(not(loom))]
@@ -167,7 +159,7 @@ struct Wanted<T> {
 }
 
 /// The entry arena of a set.
-type EntryArena<T> = Arena<T, COUNT_STRIPES>;
+type EntryArena<T> = Arena<T, STRIPES>;
 
 /// An insert's entry, allocated on the first empty slot the insert finds;
 /// if the insert then finds the element present after all, its value is
@@ -254,7 +246,7 @@ pub struct RawISet<T, S = DefaultHashBuilder> {
     elem_waiters: [WaiterList<Arc<Wanted<T>>>; ELEM_STRIPES],
     listener_count: AtomicUsize,
     frozen: AtomicBool,
-    counts: [CachePadded<AtomicUsize>; COUNT_STRIPES],
+    counts: StripedCount,
     arena: EntryArena<T>,
     /// Slot 0's address and the mask of the newest table, for prefetching
     /// an insert's home slot before it is pinned. Only a hint, never
@@ -309,7 +301,7 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
             elem_waiters: std::array::from_fn(|_| WaiterList::new()),
             listener_count: AtomicUsize::new(0),
             frozen: AtomicBool::new(false),
-            counts: std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0))),
+            counts: StripedCount::new(),
             arena: Arena::new(),
             hint: PrefetchHint::default(),
         }
@@ -371,7 +363,7 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
                 }
             }
             let entry = new.published();
-            let count = self.counts[stripe].fetch_add(1, SeqCst) + 1;
+            let count = self.counts.increment(stripe);
             self.maybe_grow(t, count, &guard);
             entry
         };
@@ -529,7 +521,7 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
     /// while inserts run; deterministic code uses
     /// [`wait_size`](Self::wait_size).
     pub fn len(&self) -> usize {
-        self.counts.iter().map(|c| c.load(SeqCst)).sum()
+        self.counts.sum()
     }
 
     /// Whether [`len`](Self::len) is 0 (equally timing-dependent).
@@ -750,23 +742,6 @@ impl PrefetchHint {
 
 fn elem_stripe(hash: u64) -> usize {
     (hash >> 32) as usize % ELEM_STRIPES
-}
-
-/// This thread's counter stripe (assigned round-robin on first use).
-fn thread_stripe() -> usize {
-    // Not part of any protocol (any stripe is correct): plain std atomics.
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    thread_local! {
-        static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
-    }
-    STRIPE.with(|s| {
-        let mut i = s.get();
-        if i == usize::MAX {
-            i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % COUNT_STRIPES;
-            s.set(i);
-        }
-        i
-    })
 }
 
 /// The source of a `wait_contains`: the set and the waiter stripe.

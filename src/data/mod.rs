@@ -7,7 +7,9 @@ mod iset;
 mod istructure;
 mod ivar;
 mod max_counter;
+mod monotone_word;
 mod pn_counter;
+mod striped;
 
 pub use counter::{RawCounter, COUNTER_LIMIT};
 pub(crate) use imap::EntryListener;
