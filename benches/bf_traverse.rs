@@ -9,6 +9,8 @@
 //!
 //! `LVARS_BFS_WORK=1,4,32` picks the work sizes (default: 1 and 4).
 
+mod common;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -18,6 +20,7 @@ mod graph;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::median_ns;
 use criterion::{criterion_group, BenchmarkId, Criterion};
 use graph::{bfs_lvars, bfs_rayon, bfs_sequential, Graph, Work};
 
@@ -60,17 +63,6 @@ fn bench(c: &mut Criterion) {
 
 thread_local! {
     static IDEALS: std::cell::RefCell<Vec<(u64, usize)>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-fn median_ns(group: &str, id: &str) -> Option<f64> {
-    let text = std::fs::read_to_string(format!("target/criterion/{group}/{id}/new/estimates.json")).ok()?;
-    let rest = &text[text.find("\"median\"")?..];
-    let at = rest.find("\"point_estimate\":")? + "\"point_estimate\":".len();
-    let num: String = rest[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | '-'))
-        .collect();
-    num.parse().ok()
 }
 
 fn summary() {

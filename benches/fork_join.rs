@@ -14,8 +14,11 @@ use std::num::NonZero;
 use std::pin::Pin;
 use std::time::Duration;
 
+use common::median_ns;
 use criterion::{criterion_group, BenchmarkId, Criterion};
 use lvars::{Par, ParFuture, ThreadPoolBuilder};
+
+mod common;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -140,20 +143,6 @@ fn bench(c: &mut Criterion) {
         drop(rt);
     }
     g.finish();
-}
-
-/// Reads criterion's median estimate for one benchmark, in nanoseconds.
-fn median_ns(group: &str, id: &str) -> Option<f64> {
-    let path = format!("target/criterion/{group}/{id}/new/estimates.json");
-    let text = std::fs::read_to_string(path).ok()?;
-    let at = text.find("\"median\"")?;
-    let rest = &text[at..];
-    let pe = rest.find("\"point_estimate\":")? + "\"point_estimate\":".len();
-    let num: String = rest[pe..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == 'e' || *c == '-')
-        .collect();
-    num.parse().ok()
 }
 
 fn summary() {
