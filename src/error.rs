@@ -36,6 +36,13 @@ pub enum Error {
         /// What kind of variable it was.
         lvar: &'static str,
     },
+    /// Computations of a memo table wait for each other in a cycle (a
+    /// key's value depends on itself through the keys it gets): none of
+    /// them could ever finish.
+    Cycle {
+        /// What kind of table it was (`"Memo"`).
+        lvar: &'static str,
+    },
 }
 
 impl fmt::Display for Error {
@@ -56,6 +63,10 @@ impl fmt::Display for Error {
                 "deadlock: all {parked} live task(s) are blocked on gets that no running task can satisfy"
             ),
             Error::OutOfRange { lvar } => write!(f, "value out of range for this {lvar}"),
+            Error::Cycle { lvar } => write!(
+                f,
+                "cycle: computations of this {lvar} wait for each other (a key's value depends on itself)"
+            ),
         }
     }
 }

@@ -13,7 +13,7 @@ pub use error::{Error, Result};
 pub use par::{
     derived, freeze_set_after, run_par, run_par_quasi_det, run_par_then_freeze, AddRemoveSet, Counter, Det,
     EffectLevel, Freeze, FrozenAddRemove, HandlerPool, IMap, IMapOfSets, ISet, IStructure, IVar, LVar, MaxCounter,
-    PNCounter, Par, ParFuture, QuasiDet,
+    Memo, PNCounter, Par, ParFuture, QuasiDet,
 };
 
 pub use sched::{join, par_for, par_for_grain, yield_now, JoinHandle, ThreadPool, ThreadPoolBuilder};

@@ -40,6 +40,7 @@ mod freeze;
 pub(crate) mod handlers;
 mod handles;
 mod imap_handle;
+mod memo;
 mod session;
 mod set_handle;
 
@@ -48,5 +49,6 @@ pub use freeze::{DeferredFreeze, Freeze};
 pub use handlers::{freeze_set_after, HandlerPool};
 pub use handles::{Counter, IStructure, IVar, LVar, MaxCounter, PNCounter};
 pub use imap_handle::{IMap, IMapOfSets};
+pub use memo::Memo;
 pub use session::{run_par, run_par_quasi_det, run_par_then_freeze, Det, EffectLevel, Par, ParFuture, QuasiDet};
 pub use set_handle::ISet;
