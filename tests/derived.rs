@@ -1,14 +1,13 @@
 //! Derived sets (union, intersection, map, filter) and the add/remove set.
 
 use lvars::derived::{filter, intersection, map, union};
-use lvars::{AddRemoveSet, Error, Freeze, FrozenAddRemove, HandlerPool, ISet, Par, ThreadPool, ThreadPoolBuilder};
+use lvars::{AddRemoveSet, Error, Freeze, FrozenAddRemove, HandlerPool, ISet, Par};
+
+mod common;
+use common::pool;
 
 const WORKERS: [usize; 3] = [1, 2, 8];
 const RUNS: usize = 30;
-
-fn pool(n: usize) -> ThreadPool {
-    ThreadPoolBuilder::new().num_threads(n).build().unwrap()
-}
 
 /// Forks `tasks` writers that insert `range` into `set` (interleaved by
 /// stride, yielding now and then so the writers really interleave).

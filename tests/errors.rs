@@ -3,34 +3,18 @@
 //! hang, no false report, also with nested waiting), and messages are clear.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use lvars::data::MAX_COUNTER_LIMIT;
 use lvars::lattice::{Flat, MapUnion, Max, SetUnion};
 use lvars::lvar::ThresholdSet;
-use lvars::{Error, IVar, JoinHandle, LVar, MaxCounter, Par, ParFuture, ThreadPool, ThreadPoolBuilder};
+use lvars::{Error, IVar, JoinHandle, LVar, MaxCounter, Par, ParFuture, ThreadPool};
 
-fn pool(n: usize) -> ThreadPool {
-    ThreadPoolBuilder::new().num_threads(n).build().unwrap()
-}
+mod common;
+use common::{pool, within};
 
 /// A failing program: runs one session on the pool and returns its result.
 type Program = fn(&ThreadPool) -> Result<u64, Error>;
-
-/// Runs `f` on a helper thread and fails the test (instead of hanging) if it
-/// does not finish within `secs` seconds.
-fn within<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(v) => v,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: hung for {secs} s"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: the session panicked"),
-    }
-}
 
 /// A normal session (forks, puts, threshold gets, a nested join) must give
 /// the right answer on `pool`.

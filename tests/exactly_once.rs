@@ -7,13 +7,16 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use lvars::data::{RawIVar, RawMaxCounter};
 use lvars::lattice::{Max, SetUnion};
 use lvars::lvar::{RawLVar, ThresholdSet};
 use lvars::{IVar, LVar, MaxCounter, ThreadPoolBuilder};
+
+mod common;
+use common::{poll_with, CountingWaker};
 
 /// Per-task counters, shared with the session (session futures must not
 /// borrow from the test's stack).
@@ -304,33 +307,6 @@ fn gets_awaited_together_resume_once_8_workers() {
 
 // ---------------------------------------------------------------------------
 // Raw gets polled by hand.
-
-/// A waker that counts how often it was woken.
-#[derive(Default)]
-struct CountingWaker(AtomicUsize);
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, SeqCst);
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, SeqCst);
-    }
-}
-
-impl CountingWaker {
-    fn new() -> Arc<Self> {
-        Arc::default()
-    }
-    fn count(&self) -> usize {
-        self.0.load(SeqCst)
-    }
-}
-
-fn poll_with<F: Future>(fut: Pin<&mut F>, w: &Arc<CountingWaker>) -> Poll<F::Output> {
-    let waker = Waker::from(Arc::clone(w));
-    fut.poll(&mut Context::from_waker(&waker))
-}
 
 /// After `Ready`, a get must never be `Ready` again: polling it again may
 /// panic (it is documented to) but must not complete a second time.

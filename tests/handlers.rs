@@ -4,11 +4,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
-use lvars::{freeze_set_after, Error, Freeze, HandlerPool, ISet, ThreadPool, ThreadPoolBuilder};
+use lvars::{freeze_set_after, Error, Freeze, HandlerPool, ISet};
 
-fn pool(n: usize) -> ThreadPool {
-    ThreadPoolBuilder::new().num_threads(n).build().unwrap()
-}
+mod common;
+use common::pool;
 
 /// Per handler, how many times each element was delivered.
 type Deliveries = Arc<Mutex<Vec<HashMap<u32, usize>>>>;

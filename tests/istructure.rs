@@ -1,44 +1,18 @@
 //! IStructure: a wavefront dynamic program gives the right answer on any
 //! number of workers, errors are typed, slots park independently, freeze.
 
-use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::Poll;
 
 use lvars::data::RawIStructure;
-use lvars::{Error, Freeze, IStructure, ThreadPool, ThreadPoolBuilder};
+use lvars::{Error, Freeze, IStructure, ThreadPool};
+
+mod common;
+use common::{poll_with, pool, CountingWaker};
 
 const POOLS: [usize; 3] = [1, 2, 8];
-
-fn pool(n: usize) -> ThreadPool {
-    ThreadPoolBuilder::new().num_threads(n).build().unwrap()
-}
-
-/// A waker that counts how often it was woken.
-#[derive(Default)]
-struct CountingWaker(AtomicUsize);
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, SeqCst);
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, SeqCst);
-    }
-}
-
-impl CountingWaker {
-    fn count(&self) -> usize {
-        self.0.load(SeqCst)
-    }
-}
-
-fn poll_with<F: Future>(fut: Pin<&mut F>, w: &Arc<CountingWaker>) -> Poll<F::Output> {
-    let waker = Waker::from(Arc::clone(w));
-    fut.poll(&mut Context::from_waker(&waker))
-}
 
 // ---------------------------------------------------------------------------
 // Wavefront: longest common subsequence.

@@ -6,31 +6,15 @@
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use lvars::{Error, Memo, ThreadPool, ThreadPoolBuilder};
+use lvars::{Error, Memo, ThreadPool};
+
+mod common;
+use common::{pool, within};
 
 const RUNS: usize = 30;
 const POOLS: [usize; 3] = [1, 2, 8];
-
-fn pool(n: usize) -> ThreadPool {
-    ThreadPoolBuilder::new().num_threads(n).build().unwrap()
-}
-
-/// Runs `f` on a helper thread and fails the test (instead of hanging) if it
-/// does not finish within `secs` seconds.
-fn within<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(v) => v,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: hung for {secs} s"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: panicked"),
-    }
-}
 
 /// C(n, k) by the closed form, to check the memoised recurrence against.
 fn binomial(n: u64, k: u64) -> u64 {

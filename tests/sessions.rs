@@ -2,13 +2,10 @@
 
 use lvars::lattice::{Max, SetUnion};
 use lvars::lvar::ThresholdSet;
-use lvars::{
-    run_par, run_par_quasi_det, run_par_then_freeze, Error, Freeze, IVar, LVar, MaxCounter, ThreadPoolBuilder,
-};
+use lvars::{run_par, run_par_quasi_det, run_par_then_freeze, Error, Freeze, IVar, LVar, MaxCounter};
 
-fn pool(n: usize) -> lvars::ThreadPool {
-    ThreadPoolBuilder::new().num_threads(n).build().unwrap()
-}
+mod common;
+use common::pool;
 
 #[test]
 fn ivar_get_waits_for_a_forked_put() {
