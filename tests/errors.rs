@@ -769,3 +769,77 @@ fn unawaited_task_outputs_are_dropped_before_the_runner_returns() {
         }
     }
 }
+
+/// Found by review: cancelling the parked tasks of a deadlocked session
+/// raced with tasks that an outside thread kept waking, which could make a
+/// completing task remove another task's entry from the parked registry (a
+/// worker panic and a hang, or a double release). The session must end in
+/// `Deadlock` every time, and the pool must stay healthy.
+#[test]
+fn cancelling_parked_tasks_while_they_are_woken_from_outside() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll, Waker};
+
+    /// Parks forever, leaving its waker where the outside thread finds it.
+    struct Park {
+        slot: Arc<Mutex<Option<Waker>>>,
+        parked: Arc<AtomicUsize>,
+        first: bool,
+    }
+    impl Future for Park {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            *self.slot.lock().unwrap() = Some(cx.waker().clone());
+            if std::mem::take(&mut self.first) {
+                self.parked.fetch_add(1, SeqCst);
+            }
+            Poll::Pending
+        }
+    }
+
+    within(120, "cancelling woken parked tasks", || {
+        const TASKS: usize = 20_000;
+        let pool = pool(4);
+        for iter in 0..60u64 {
+            let slots: Vec<Arc<Mutex<Option<Waker>>>> = (0..TASKS).map(|_| Arc::new(Mutex::new(None))).collect();
+            let parked = Arc::new(AtomicUsize::new(0));
+            let done = Arc::new(AtomicBool::new(false));
+            let waker_thread = {
+                let (slots, parked, done) = (slots.clone(), Arc::clone(&parked), Arc::clone(&done));
+                std::thread::spawn(move || {
+                    while parked.load(SeqCst) < TASKS && !done.load(SeqCst) {
+                        std::thread::yield_now();
+                    }
+                    std::thread::sleep(Duration::from_micros((iter * 37) % 400));
+                    while !done.load(SeqCst) {
+                        for s in slots.iter().rev() {
+                            if let Some(w) = s.lock().unwrap().as_ref() {
+                                w.wake_by_ref();
+                            }
+                        }
+                        std::thread::sleep(Duration::from_micros(50));
+                    }
+                })
+            };
+            let (s2, p2) = (slots.clone(), Arc::clone(&parked));
+            let r = pool.run_par(move |p| {
+                Box::pin(async move {
+                    for slot in s2 {
+                        p.fork(Park {
+                            slot,
+                            parked: Arc::clone(&p2),
+                            first: true,
+                        });
+                    }
+                })
+            });
+            done.store(true, SeqCst);
+            waker_thread.join().unwrap();
+            assert!(matches!(r, Err(Error::Deadlock { .. })), "iteration {iter}: {r:?}");
+        }
+        assert_healthy(&pool, "cancelling woken parked tasks");
+    });
+}

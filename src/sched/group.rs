@@ -138,7 +138,9 @@ impl TaskGroup {
         let mut parked = lock(&self.parked);
         // SAFETY: the caller is completing `task`, so it is alive.
         let slot = unsafe { (*task).park_slot.load(Relaxed) };
-        if slot == NOT_PARKED {
+        // `park_slot` is only written under this lock, so a slot that is set
+        // indexes `task` itself; the check is a second line of defence.
+        if slot == NOT_PARKED || !parked.get(slot).is_some_and(|&t| std::ptr::eq(t, task)) {
             return;
         }
         parked.swap_remove(slot);
@@ -156,14 +158,20 @@ impl TaskGroup {
 
     /// Cancels every task currently parked. Returns how many there were.
     fn cancel_parked(&self) -> usize {
-        let taken = std::mem::take(&mut *lock(&self.parked));
+        // Take the entries and clear their slots in one critical section:
+        // a task woken (from outside) in between that completes must find
+        // its slot cleared, or it would remove an entry of the new list and
+        // release a reference that is ours now.
+        let taken = {
+            let mut parked = lock(&self.parked);
+            for &t in parked.iter() {
+                // SAFETY: each entry holds a reference; `park_slot` is only
+                // written under this lock.
+                unsafe { (*t).park_slot.store(NOT_PARKED, Relaxed) };
+            }
+            std::mem::take(&mut *parked)
+        };
         let n = taken.len();
-        for &t in &taken {
-            // SAFETY: each entry holds a reference (taken over from the
-            // registry here); `park_slot` is reset before the task can be
-            // completed by us below.
-            unsafe { (*t).park_slot.store(NOT_PARKED, Relaxed) };
-        }
         for t in taken {
             // SAFETY: we own one reference per entry.
             unsafe {

@@ -295,6 +295,7 @@ unsafe fn poll_claimed(h: *const Header) {
         w.set_current_task(p);
     }
     match result {
+        // SAFETY: still RUNNING: the future finished, complete the task.
         Ok(Poll::Ready(())) => unsafe { complete(h) },
         Err(payload) => {
             group.record_panic(payload);
