@@ -472,12 +472,12 @@ impl<'s, T: Hash + Eq + Ord + Clone + Send + Sync + 'static> AddRemoveSet<'s, T>
     }
 }
 
-impl<T: Hash + Eq + Ord + Clone + Send + Sync + 'static> Freeze for AddRemoveSet<'_, T> {
+impl<'s, T: Hash + Eq + Ord + Clone + Send + Sync + 'static> Freeze<'s> for AddRemoveSet<'s, T> {
     /// Both sides, sorted.
     type Frozen = FrozenAddRemove<T>;
 
-    fn then_freeze(self) -> DeferredFreeze<FrozenAddRemove<T>> {
-        let (added, removed) = (self.added.then_freeze(), self.removed.then_freeze());
+    fn then_freeze(self) -> DeferredFreeze<'s, FrozenAddRemove<T>> {
+        let (added, removed) = (self.added.then_freeze().erase(), self.removed.then_freeze().erase());
         DeferredFreeze::new(move || FrozenAddRemove {
             added: added.run(),
             removed: removed.run(),

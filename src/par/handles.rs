@@ -75,10 +75,10 @@ impl<'s, L: Lattice + Send + Sync + 'static> LVar<'s, L> {
     }
 }
 
-impl<L: Lattice + Send + Sync + 'static> Freeze for LVar<'_, L> {
+impl<'s, L: Lattice + Send + Sync + 'static> Freeze<'s> for LVar<'s, L> {
     type Frozen = L;
 
-    fn then_freeze(self) -> DeferredFreeze<L> {
+    fn then_freeze(self) -> DeferredFreeze<'s, L> {
         let raw = self.raw;
         DeferredFreeze::new(move || raw.freeze())
     }
@@ -135,10 +135,10 @@ impl<'s, T: PartialEq + Send + Sync + 'static> IVar<'s, T> {
     }
 }
 
-impl<T: PartialEq + Clone + Send + Sync + 'static> Freeze for IVar<'_, T> {
+impl<'s, T: PartialEq + Clone + Send + Sync + 'static> Freeze<'s> for IVar<'s, T> {
     type Frozen = Option<T>;
 
-    fn then_freeze(self) -> DeferredFreeze<Option<T>> {
+    fn then_freeze(self) -> DeferredFreeze<'s, Option<T>> {
         let raw = self.raw;
         DeferredFreeze::new(move || raw.freeze().cloned())
     }
@@ -193,10 +193,10 @@ impl<'s> MaxCounter<'s> {
     }
 }
 
-impl Freeze for MaxCounter<'_> {
+impl<'s> Freeze<'s> for MaxCounter<'s> {
     type Frozen = u64;
 
-    fn then_freeze(self) -> DeferredFreeze<u64> {
+    fn then_freeze(self) -> DeferredFreeze<'s, u64> {
         let raw = self.raw;
         DeferredFreeze::new(move || raw.freeze())
     }
@@ -290,10 +290,10 @@ impl<'s, T: PartialEq + Send + Sync + 'static> IStructure<'s, T> {
     }
 }
 
-impl<T: PartialEq + Clone + Send + Sync + 'static> Freeze for IStructure<'_, T> {
+impl<'s, T: PartialEq + Clone + Send + Sync + 'static> Freeze<'s> for IStructure<'s, T> {
     type Frozen = Vec<Option<T>>;
 
-    fn then_freeze(self) -> DeferredFreeze<Vec<Option<T>>> {
+    fn then_freeze(self) -> DeferredFreeze<'s, Vec<Option<T>>> {
         let raw = self.raw;
         DeferredFreeze::new(move || raw.freeze().into_iter().map(|v| v.cloned()).collect())
     }
@@ -370,10 +370,10 @@ impl<'s> Counter<'s> {
     }
 }
 
-impl Freeze for Counter<'_> {
+impl<'s> Freeze<'s> for Counter<'s> {
     type Frozen = u64;
 
-    fn then_freeze(self) -> DeferredFreeze<u64> {
+    fn then_freeze(self) -> DeferredFreeze<'s, u64> {
         let raw = self.raw;
         DeferredFreeze::new(move || raw.freeze())
     }
@@ -459,10 +459,10 @@ impl<'s> PNCounter<'s> {
     }
 }
 
-impl Freeze for PNCounter<'_> {
+impl<'s> Freeze<'s> for PNCounter<'s> {
     type Frozen = FrozenPN;
 
-    fn then_freeze(self) -> DeferredFreeze<FrozenPN> {
+    fn then_freeze(self) -> DeferredFreeze<'s, FrozenPN> {
         let raw = self.raw;
         DeferredFreeze::new(move || raw.freeze())
     }

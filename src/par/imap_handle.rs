@@ -159,7 +159,7 @@ where
     }
 }
 
-impl<K, L> Freeze for IMap<'_, K, L>
+impl<'s, K, L> Freeze<'s> for IMap<'s, K, L>
 where
     K: Hash + Eq + Ord + Clone + Send + Sync + 'static,
     L: Lattice + Send + Sync + 'static,
@@ -167,7 +167,7 @@ where
     /// The entries, in key order.
     type Frozen = BTreeMap<K, L>;
 
-    fn then_freeze(self) -> DeferredFreeze<BTreeMap<K, L>> {
+    fn then_freeze(self) -> DeferredFreeze<'s, BTreeMap<K, L>> {
         let raw = self.raw;
         DeferredFreeze::new(move || raw.freeze_sorted_with(RawLVar::freeze).into_iter().collect())
     }
@@ -280,7 +280,7 @@ where
     }
 }
 
-impl<K, T> Freeze for IMapOfSets<'_, K, T>
+impl<'s, K, T> Freeze<'s> for IMapOfSets<'s, K, T>
 where
     K: Hash + Eq + Ord + Clone + Send + Sync + 'static,
     T: Hash + Eq + Ord + Clone + Send + Sync + 'static,
@@ -288,7 +288,7 @@ where
     /// The entries in key order, each set sorted.
     type Frozen = BTreeMap<K, Vec<T>>;
 
-    fn then_freeze(self) -> DeferredFreeze<BTreeMap<K, Vec<T>>> {
+    fn then_freeze(self) -> DeferredFreeze<'s, BTreeMap<K, Vec<T>>> {
         let raw = self.raw;
         DeferredFreeze::new(move || raw.freeze_sorted_with(RawISet::freeze_sorted).into_iter().collect())
     }

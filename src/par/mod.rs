@@ -15,6 +15,14 @@
 //! let leaked = lvars::run_par(|p| Box::pin(async move { lvars::IVar::<u8>::new(p) }));
 //! ```
 //!
+//! Nor can a deferred freeze (which keeps the variable alive) escape a
+//! runner other than `run_par_then_freeze`:
+//!
+//! ```compile_fail
+//! use lvars::Freeze;
+//! let escaped = lvars::run_par(|p| Box::pin(async move { lvars::IVar::<u8>::new(p).then_freeze() }));
+//! ```
+//!
 //! A deterministic session cannot freeze (its handle is `Par<'s, Det>`):
 //!
 //! ```compile_fail

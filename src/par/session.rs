@@ -6,7 +6,7 @@ use std::panic;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use super::freeze::DeferredFreeze;
+use super::freeze::{DeferredFreeze, Erased};
 use crate::error::Error;
 use crate::sched::group::{GroupEnd, TaskGroup};
 use crate::sched::registry::Registry;
@@ -217,10 +217,25 @@ where
 /// ```
 pub fn run_par_then_freeze<T, F>(body: F) -> Result<T, Error>
 where
-    T: Send,
-    F: for<'s> FnOnce(Par<'s, Det>) -> ParFuture<'s, DeferredFreeze<T>>,
+    T: Send + 'static,
+    F: for<'s> FnOnce(Par<'s, Det>) -> ParFuture<'s, DeferredFreeze<'s, T>>,
 {
-    run_session(pool::current_registry(), body, DeferredFreeze::run)
+    run_session(pool::current_registry(), erase_then_freeze(body), Erased::run)
+}
+
+/// Adapts a `run_par_then_freeze` body for `run_session`, whose output type
+/// cannot name the session: the brand of the deferred freeze is dropped
+/// inside the session, and `run_session` runs the freeze before the session
+/// ends.
+fn erase_then_freeze<T, F>(body: F) -> impl for<'s> FnOnce(Par<'s, Det>) -> ParFuture<'s, Erased<T>>
+where
+    T: Send + 'static,
+    F: for<'s> FnOnce(Par<'s, Det>) -> ParFuture<'s, DeferredFreeze<'s, T>>,
+{
+    move |p| {
+        let fut = body(p);
+        Box::pin(async move { fut.await.erase() })
+    }
 }
 
 impl ThreadPool {
@@ -245,9 +260,9 @@ impl ThreadPool {
     /// [`run_par_then_freeze`] on this pool.
     pub fn run_par_then_freeze<T, F>(&self, body: F) -> Result<T, Error>
     where
-        T: Send,
-        F: for<'s> FnOnce(Par<'s, Det>) -> ParFuture<'s, DeferredFreeze<T>>,
+        T: Send + 'static,
+        F: for<'s> FnOnce(Par<'s, Det>) -> ParFuture<'s, DeferredFreeze<'s, T>>,
     {
-        run_session(Arc::clone(self.registry()), body, DeferredFreeze::run)
+        run_session(Arc::clone(self.registry()), erase_then_freeze(body), Erased::run)
     }
 }

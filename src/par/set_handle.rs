@@ -100,11 +100,11 @@ impl<'s, T: Hash + Eq + Ord + Clone + Send + Sync + 'static> ISet<'s, T> {
     }
 }
 
-impl<T: Hash + Eq + Ord + Clone + Send + Sync + 'static> Freeze for ISet<'_, T> {
+impl<'s, T: Hash + Eq + Ord + Clone + Send + Sync + 'static> Freeze<'s> for ISet<'s, T> {
     /// The elements, sorted.
     type Frozen = Vec<T>;
 
-    fn then_freeze(self) -> DeferredFreeze<Vec<T>> {
+    fn then_freeze(self) -> DeferredFreeze<'s, Vec<T>> {
         let raw = self.raw;
         DeferredFreeze::new(move || raw.freeze_sorted())
     }
