@@ -245,8 +245,9 @@ impl<'s> HandlerPool<'s> {
         // inserts into a set of this session, which happen while the session
         // runs; it is dropped with the set, and every reference to a set of
         // the session is dropped before the session ends (handles are
-        // branded and cannot escape; the frozen-value path runs inside the
-        // session, see `run_session`).
+        // branded and cannot escape, and so is a deferred freeze, which only
+        // `run_par_then_freeze` accepts and runs inside the session, see
+        // `run_session`).
         let handler: Arc<dyn Listener<T>> = unsafe { std::mem::transmute(handler) };
         set.raw().add_listener(handler)
     }
