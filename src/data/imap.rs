@@ -387,7 +387,8 @@ impl<K: Hash + Eq + Send + Sync + 'static, V: Send + Sync + 'static, S: BuildHas
             let node = Node::alloc();
             // SAFETY: `node` is ours until published.
             unsafe { (*node).slots[digit(o.hash, level + 1)].store(w, Relaxed) };
-            match link.compare_exchange(w, node as usize | INNER, AcqRel, Acquire) {
+            // SeqCst like every publication a listener scan must not miss.
+            match link.compare_exchange(w, node as usize | INNER, SeqCst, Acquire) {
                 Ok(_) => {
                     level += 1;
                     // SAFETY: just published; nodes live as long as the map.

@@ -462,7 +462,8 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
             }
             // A complete table has a successor holding all its entries.
             let next = rt.next.load(Acquire);
-            if self.root.compare_exchange(r, next, AcqRel, Acquire).is_ok() {
+            // SeqCst like every publication a listener scan must not miss.
+            if self.root.compare_exchange(r, next, SeqCst, Acquire).is_ok() {
                 let r = r as usize;
                 // SAFETY: `r` is unreachable from the root now; threads that
                 // still hold it are pinned, so the epoch outlives them. The

@@ -41,6 +41,19 @@ struct StateBox<L>(L);
 /// A lattice variable without a session: the building block of the
 /// session-level handles. Its gets are ordinary futures; puts and freeze
 /// are lock-free.
+///
+/// States must not borrow (`L: 'static`): a replaced state is dropped
+/// through the epoch, possibly after the variable and the borrowed data are
+/// gone. This does not compile:
+///
+/// ```compile_fail
+/// use lvars::lattice::Max;
+/// use lvars::lvar::RawLVar;
+///
+/// let name = String::from("local");
+/// let lv = RawLVar::new();
+/// lv.put(&Max::new(name.as_str())).unwrap();
+/// ```
 pub struct RawLVar<L: Lattice> {
     state: AtomicPtr<StateBox<L>>,
     waiters: WaiterList<ThresholdSet<L>>,
@@ -56,13 +69,15 @@ fn strip<L>(p: *mut StateBox<L>) -> *mut StateBox<L> {
     (p as usize & !FROZEN) as *mut StateBox<L>
 }
 
-impl<L: Lattice + Send + Sync> Default for RawLVar<L> {
+impl<L: Lattice + Send + Sync + 'static> Default for RawLVar<L> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<L: Lattice + Send + Sync> RawLVar<L> {
+// `'static`: replaced states are dropped through the epoch, possibly after
+// the variable itself is gone, so they must not borrow anything.
+impl<L: Lattice + Send + Sync + 'static> RawLVar<L> {
     /// A new variable at bottom.
     pub fn new() -> Self {
         Self::with_state(L::bottom())
@@ -166,7 +181,7 @@ impl<L: Lattice + Send + Sync> RawLVar<L> {
     }
 }
 
-impl<L: Lattice + Send + Sync> Waitable for &RawLVar<L> {
+impl<L: Lattice + Send + Sync + 'static> Waitable for &RawLVar<L> {
     type Query = ThresholdSet<L>;
     type Output = L;
 

@@ -459,7 +459,8 @@ impl<T> Table<T> {
     /// table or to the frozen sentinel) and ours was freed unpublished.
     pub(super) fn install_successor(&self) -> Result<*mut Table<T>, *mut Table<T>> {
         let new = Table::alloc(self.capacity() * 2);
-        match self.next.compare_exchange(ptr::null_mut(), new, AcqRel, Acquire) {
+        // SeqCst like every publication a listener scan must not miss.
+        match self.next.compare_exchange(ptr::null_mut(), new, SeqCst, Acquire) {
             Ok(_) => Ok(new),
             Err(actual) => {
                 // SAFETY: `new` was never published.
