@@ -357,8 +357,9 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
                             // Absent, and nothing can be added any more.
                             return Err(Error::PutAfterFreeze { lvar: "ISet" });
                         }
-                        // SAFETY: not frozen (checked; `next` is set once).
-                        unsafe { t.successor_for_full() };
+                        // The loop goes on in the successor (or, if the table
+                        // was frozen meanwhile, reports it on the next probe).
+                        let _ = t.successor_for_full();
                     }
                 }
             }

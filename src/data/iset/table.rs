@@ -429,29 +429,30 @@ impl<T> Table<T> {
             // `t` is full and does not hold `e`: go on to its successor,
             // creating it if need be (nothing can be placed in `t` any
             // more, so no range needs migrating first).
-            if t.next.load(Acquire) == frozen_next() {
-                debug_assert!(false, "a copy never goes into a frozen table");
-                return;
+            match t.successor_for_full() {
+                // SAFETY: a published successor lives as long as we are pinned.
+                Some(n) => t = unsafe { &*n },
+                None => {
+                    debug_assert!(false, "a copy never goes into a frozen table");
+                    return;
+                }
             }
-            // SAFETY: not frozen (checked above; a set `next` never changes).
-            t = unsafe { &*t.successor_for_full() };
         }
     }
 
     /// The successor of a full table, installing one if there is none yet.
-    /// Used where waiting for anyone is not an option.
-    ///
-    /// # Safety
-    /// The table is not frozen (`next` is not [`frozen_next`]).
-    pub(super) unsafe fn successor_for_full(&self) -> *mut Table<T> {
+    /// Used where waiting for anyone is not an option. `None` if the table
+    /// was frozen (its `next` is the frozen sentinel, which is no table), even
+    /// if that happened after the caller last looked.
+    pub(super) fn successor_for_full(&self) -> Option<*mut Table<T>> {
         let next = self.next.load(Acquire);
         if is_table(next) {
-            return next;
+            return Some(next);
         }
-        debug_assert!(next.is_null());
-        match self.install_successor() {
+        let n = match self.install_successor() {
             Ok(n) | Err(n) => n,
-        }
+        };
+        is_table(n).then_some(n)
     }
 
     /// Allocates a table twice the size and CASes it into `next`. `Ok`:
