@@ -18,18 +18,13 @@ use std::future::Future;
 use std::ptr;
 
 use crate::error::Error;
+use crate::lvar::frozen_ptr::{self, is_frozen, strip};
 use crate::lvar::wait::{WaitFuture, Waitable};
 use crate::lvar::waiters::WaiterList;
 use crate::sync::{fence, AtomicPtr, Ordering::*};
 
-const FROZEN: usize = 1;
-
 #[repr(align(2))]
 struct Slot<T>(T);
-
-fn strip<T>(p: *mut Slot<T>) -> *mut Slot<T> {
-    (p as usize & !FROZEN) as *mut Slot<T>
-}
 
 /// A single-assignment variable without a session.
 pub struct RawIVar<T> {
@@ -74,7 +69,7 @@ impl<T: PartialEq + Send + Sync> RawIVar<T> {
         let slot = Box::into_raw(Box::new(Slot(value)));
         loop {
             let cur = self.state.load(SeqCst);
-            if !strip(cur).is_null() || cur as usize & FROZEN != 0 {
+            if !strip(cur).is_null() || is_frozen(cur) {
                 // SAFETY: `slot` was never published.
                 let Slot(value) = *unsafe { Box::from_raw(slot) };
                 return match self.value() {
@@ -112,22 +107,13 @@ impl<T: PartialEq + Send + Sync> RawIVar<T> {
 
     /// Freezes the IVar and returns its value, if any.
     pub fn freeze(&self) -> Option<&T> {
-        let mut cur = self.state.load(SeqCst);
-        while cur as usize & FROZEN == 0 {
-            match self
-                .state
-                .compare_exchange(cur, (cur as usize | FROZEN) as *mut _, SeqCst, SeqCst)
-            {
-                Ok(_) => break,
-                Err(actual) => cur = actual,
-            }
-        }
+        frozen_ptr::freeze(&self.state);
         self.value()
     }
 
     /// Whether the IVar is frozen.
     pub fn is_frozen(&self) -> bool {
-        self.state.load(SeqCst) as usize & FROZEN != 0
+        is_frozen(self.state.load(SeqCst))
     }
 }
 

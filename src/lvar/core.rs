@@ -24,6 +24,7 @@
 use std::future::Future;
 use std::ptr;
 
+use super::frozen_ptr::{self, is_frozen, strip};
 use super::reclaim::{self, Guard};
 use super::threshold::ThresholdSet;
 use super::wait::{WaitFuture, Waitable};
@@ -31,8 +32,6 @@ use super::waiters::WaiterList;
 use crate::error::Error;
 use crate::lattice::Lattice;
 use crate::sync::{fence, AtomicPtr, Ordering::*};
-
-const FROZEN: usize = 1;
 
 // Boxes are aligned so the low pointer bit is free for the frozen flag.
 #[repr(align(8))]
@@ -65,10 +64,6 @@ unsafe impl<L: Lattice + Send + Sync> Send for RawLVar<L> {}
 // SAFETY: as above.
 unsafe impl<L: Lattice + Send + Sync> Sync for RawLVar<L> {}
 
-fn strip<L>(p: *mut StateBox<L>) -> *mut StateBox<L> {
-    (p as usize & !FROZEN) as *mut StateBox<L>
-}
-
 impl<L: Lattice + Send + Sync + 'static> Default for RawLVar<L> {
     fn default() -> Self {
         Self::new()
@@ -95,7 +90,7 @@ impl<L: Lattice + Send + Sync + 'static> RawLVar<L> {
         let p = self.state.load(SeqCst);
         // SAFETY: the box is alive while we are pinned (retired boxes are
         // freed through the epoch).
-        (unsafe { &(*strip(p)).0 }, p as usize & FROZEN != 0)
+        (unsafe { &(*strip(p)).0 }, is_frozen(p))
     }
 
     /// Joins `value` into the state. Lock-free.
@@ -119,7 +114,7 @@ impl<L: Lattice + Send + Sync + 'static> RawLVar<L> {
                 if next.is_top() {
                     return Err(Error::ConflictingPut { lvar: "LVar" });
                 }
-                if cur as usize & FROZEN != 0 {
+                if is_frozen(cur) {
                     return Err(Error::PutAfterFreeze { lvar: "LVar" });
                 }
                 let new = Box::into_raw(Box::new(StateBox(next)));
@@ -150,22 +145,13 @@ impl<L: Lattice + Send + Sync + 'static> RawLVar<L> {
     /// would change it fail with `PutAfterFreeze`.
     pub fn freeze(&self) -> L {
         let guard = reclaim::pin();
-        let mut cur = self.state.load(SeqCst);
-        while cur as usize & FROZEN == 0 {
-            match self
-                .state
-                .compare_exchange(cur, (cur as usize | FROZEN) as *mut _, SeqCst, SeqCst)
-            {
-                Ok(_) => break,
-                Err(actual) => cur = actual,
-            }
-        }
+        frozen_ptr::freeze(&self.state);
         self.load(&guard).0.clone()
     }
 
     /// Whether the variable is frozen.
     pub fn is_frozen(&self) -> bool {
-        self.state.load(SeqCst) as usize & FROZEN != 0
+        is_frozen(self.state.load(SeqCst))
     }
 
     /// Waits until the state reaches one element of `thresholds` and

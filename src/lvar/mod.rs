@@ -6,6 +6,7 @@
 //! variable's waiter list, so it can be awaited on any executor.
 
 mod core;
+pub(crate) mod frozen_ptr;
 pub(crate) mod reclaim;
 mod threshold;
 pub(crate) mod wait;

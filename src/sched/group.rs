@@ -138,11 +138,12 @@ impl TaskGroup {
         let mut parked = lock(&self.parked);
         // SAFETY: the caller is completing `task`, so it is alive.
         let slot = unsafe { (*task).park_slot.load(Relaxed) };
-        // `park_slot` is only written under this lock, so a slot that is set
-        // indexes `task` itself; the check is a second line of defence.
-        if slot == NOT_PARKED || !parked.get(slot).is_some_and(|&t| std::ptr::eq(t, task)) {
+        if slot == NOT_PARKED {
             return;
         }
+        // `park_slot` is only written under this lock (also when
+        // `cancel_parked` takes the entries), so a set slot indexes `task`.
+        debug_assert!(parked.get(slot).is_some_and(|&t| std::ptr::eq(t, task)));
         parked.swap_remove(slot);
         if let Some(&moved) = parked.get(slot) {
             // SAFETY: entries of `parked` hold a reference.
