@@ -56,6 +56,13 @@
 //! common fork-then-await costs one poll on the same stack and no
 //! context switch. The stale `JobRef` left in the queue finds the task not
 //! `SCHEDULED` and only drops its reference.
+//!
+//! When the job was still on top of the private stack (never published) and
+//! the first poll finishes the future, the handle usually holds every
+//! reference there is: no waker was kept, every child finished inline.
+//! `is_exclusive` checks exactly that, and the task is then freed with no
+//! read-modify-write at all (`free_exclusive`): the async analogue of an
+//! unstolen `join`.
 
 use std::cell::UnsafeCell;
 use std::future::Future;
@@ -275,13 +282,30 @@ pub(crate) unsafe fn cancel_if_idle(h: *const Header) {
 
 /// Polls a task whose `RUNNING` bit the caller set.
 unsafe fn poll_claimed(h: *const Header) {
+    // SAFETY: forwarded: the caller holds RUNNING and a reference.
+    if let Some(result) = unsafe { poll_step(h) } {
+        // SAFETY: still RUNNING.
+        unsafe { after_poll(h, result) }
+    }
+}
+
+type PollResult = std::thread::Result<Poll<()>>;
+
+/// Polls the future of a task whose `RUNNING` bit the caller holds, with
+/// the task as the worker's current task. `None`: the group was cancelled
+/// and the task was cancelled instead (it is complete).
+///
+/// # Safety
+/// The caller holds `RUNNING` and a reference.
+unsafe fn poll_step(h: *const Header) -> Option<PollResult> {
     // SAFETY: the caller holds RUNNING and a reference; the group outlives
     // every unfinished task.
     let header = unsafe { &*h };
     let group = unsafe { &*header.group };
     if group.is_cancelled() {
         // SAFETY: we hold RUNNING.
-        return unsafe { cancel_claimed(h) };
+        unsafe { cancel_claimed(h) };
+        return None;
     }
     // A borrowed waker: no reference is taken unless the future clones it.
     // SAFETY: the vtable's functions uphold the RawWaker contract.
@@ -294,6 +318,17 @@ unsafe fn poll_claimed(h: *const Header) {
     if let (Some(w), Some(p)) = (worker, prev) {
         w.set_current_task(p);
     }
+    Some(result)
+}
+
+/// What follows a poll: completion, a recorded panic, or parking.
+///
+/// # Safety
+/// The caller holds `RUNNING` and a reference.
+unsafe fn after_poll(h: *const Header, result: PollResult) {
+    // SAFETY: the caller holds RUNNING and a reference.
+    let header = unsafe { &*h };
+    let group = unsafe { &*header.group };
     match result {
         // SAFETY: still RUNNING: the future finished, complete the task.
         Ok(Poll::Ready(())) => unsafe { complete(h) },
@@ -332,6 +367,42 @@ unsafe fn poll_claimed(h: *const Header) {
                 }
             }
         }
+    }
+}
+
+/// Whether the caller, holding `RUNNING` on a task whose future has just
+/// finished, is its only user: no waker clone, no queued `JobRef` and no
+/// registry entry holds a reference (the three left are the handle's, the
+/// popped `JobRef`'s and the "subtree pending" one), and every child
+/// finished while it was polled (nothing is left in the atomic count).
+/// Wakers release with `Release`, so the `Acquire` load sees their last use.
+///
+/// # Safety
+/// The caller holds `RUNNING` and the handle's and first `JobRef`'s
+/// references, and the task was never parked (first poll).
+unsafe fn is_exclusive(h: *const Header) -> bool {
+    // SAFETY: caller contract: alive, and `local_pending` is ours.
+    unsafe { (*h).refs.load(Acquire) == 3 && *(*h).local_pending.get() == 1 }
+}
+
+/// Frees a completed task that `is_exclusive` found to have no other user,
+/// and takes its finished subtree off its parent (or the group). This is
+/// `complete` + `subtree_done` + the two releases, with plain accesses:
+/// nobody else can observe the state word or the counts any more.
+///
+/// # Safety
+/// `is_exclusive(h)` held and the output was taken.
+unsafe fn free_exclusive(h: *const Header) {
+    // SAFETY: exclusive, alive until the dealloc below.
+    let (parent, group) = unsafe { ((*h).parent, (*h).group) };
+    // SAFETY: every reference is ours, so this is the last use.
+    unsafe { ((*h).vtable.dealloc)(h) };
+    if parent.is_null() {
+        // SAFETY: the group outlives its unfinished top-level subtrees.
+        unsafe { (*group).finish_top_level() };
+    } else {
+        // SAFETY: a parent with an unfinished child is alive.
+        unsafe { finish_subtree(parent) };
     }
 }
 
@@ -544,6 +615,9 @@ impl<T> Unpin for JoinHandle<T> {}
 impl<T> JoinHandle<T> {
     /// Whether the task has finished (with an output or not).
     pub fn is_finished(&self) -> bool {
+        if self.header.is_null() {
+            return true; // freed by the inline fast path after completing
+        }
         // SAFETY: the handle holds a reference.
         unsafe { (*self.header).state.load(Acquire) & COMPLETE != 0 }
     }
@@ -558,7 +632,7 @@ impl<T> JoinHandle<T> {
 
     /// The output, if the task completed and it was not taken before.
     pub(crate) fn take_if_finished(&mut self) -> Option<T> {
-        if !self.is_finished() {
+        if self.header.is_null() || !self.is_finished() {
             return None;
         }
         let out = self.try_take();
@@ -572,6 +646,7 @@ impl<T> Future for JoinHandle<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let h = self.header;
+        assert!(!h.is_null(), "JoinHandle polled after it returned its output");
         // SAFETY: the handle holds a reference.
         let header = unsafe { &*h };
         let mut s = header.state.load(Acquire);
@@ -581,17 +656,28 @@ impl<T> Future for JoinHandle<T> {
         // queued elsewhere.
         if s & (SCHEDULED | RUNNING | COMPLETE) == SCHEDULED {
             let popped = WorkerThread::current().is_some_and(|w| w.pop_private_if(h as *const ()));
-            let claimed = if popped && s == SCHEDULED | JOIN_INTEREST {
+            if popped && s == SCHEDULED | JOIN_INTEREST {
                 // Never polled and its only JobRef is back in our hands: no
                 // other thread can reach the state word, a store claims it.
                 header.state.store(RUNNING | JOIN_INTEREST | POLLED, Relaxed);
-                true
-            } else {
-                // SAFETY: the handle's reference keeps the task alive.
-                unsafe { try_claim(h) }
-            };
-            if claimed {
-                // SAFETY: we hold RUNNING.
+                // SAFETY: we hold RUNNING and the handle's reference.
+                match unsafe { poll_step(h) } {
+                    // SAFETY: RUNNING and both references are still ours.
+                    Some(Ok(Poll::Ready(()))) if unsafe { is_exclusive(h) } => {
+                        let out = self.try_take().expect("a completed task left its output");
+                        // SAFETY: exclusive: the last users of the task are
+                        // this handle and the JobRef it popped.
+                        unsafe { free_exclusive(h) };
+                        self.header = std::ptr::null();
+                        return Poll::Ready(out);
+                    }
+                    // SAFETY: still RUNNING.
+                    Some(result) => unsafe { after_poll(h, result) },
+                    None => {}
+                }
+            // SAFETY: the handle's reference keeps the task alive.
+            } else if unsafe { try_claim(h) } {
+                // SAFETY: a successful claim gives us RUNNING.
                 unsafe { poll_claimed(h) };
             }
             if popped {
@@ -640,6 +726,9 @@ impl<T> Future for JoinHandle<T> {
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         let h = self.header;
+        if h.is_null() {
+            return; // the inline fast path freed the task already
+        }
         if self.taken {
             // Complete and the output is ours already: nothing to hand over.
             // SAFETY: the handle's own reference (and the JobRef's it took).
