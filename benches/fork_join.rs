@@ -83,15 +83,13 @@ fn boxed_fib<'s>(p: Par<'s>, n: u64) -> ParFuture<'s, u64> {
     Box::pin(fib_fork(p, n))
 }
 
-fn fib_fork<'s>(p: Par<'s>, n: u64) -> impl Future<Output = u64> + Send + 's {
-    async move {
-        if n < 2 {
-            return n;
-        }
-        let a = spawn_fib(p, n - 1);
-        let b = boxed_fib(p, n - 2).await;
-        a.await + b
+async fn fib_fork(p: Par<'_>, n: u64) -> u64 {
+    if n < 2 {
+        return n;
     }
+    let a = spawn_fib(p, n - 1);
+    let b = boxed_fib(p, n - 2).await;
+    a.await + b
 }
 
 fn spawn_fib_tokio(n: u64) -> tokio::task::JoinHandle<u64> {
@@ -102,15 +100,13 @@ fn boxed_fib_tokio(n: u64) -> Pin<Box<dyn Future<Output = u64> + Send>> {
     Box::pin(fib_tokio(n))
 }
 
-fn fib_tokio(n: u64) -> impl Future<Output = u64> + Send {
-    async move {
-        if n < 2 {
-            return n;
-        }
-        let a = spawn_fib_tokio(n - 1);
-        let b = boxed_fib_tokio(n - 2).await;
-        a.await.unwrap() + b
+async fn fib_tokio(n: u64) -> u64 {
+    if n < 2 {
+        return n;
     }
+    let a = spawn_fib_tokio(n - 1);
+    let b = boxed_fib_tokio(n - 2).await;
+    a.await.unwrap() + b
 }
 
 fn bench(c: &mut Criterion) {
