@@ -21,31 +21,23 @@
 //! printed. `cargo bench --bench iset`; `LVARS_ISET_KEYS=262144` for a
 //! quicker, smaller run.
 
-use std::collections::HashSet;
-use std::hint::black_box;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::median_ns;
 use criterion::{criterion_group, BenchmarkId, Criterion};
-use lvars::data::RawISet;
+use iset::VARIANTS;
 
 mod common;
+
+#[path = "workloads/iset.rs"]
+mod iset;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const THREADS: [usize; 2] = [1, 2];
 const GROUP: &str = "iset_insert";
-const VARIANTS: [&str; 7] = [
-    "lvars",
-    "lvars_cap",
-    "lvars_ahash",
-    "dashmap",
-    "mutex_hashset",
-    "papaya",
-    "skiplist",
-];
 
 fn num_keys() -> usize {
     std::env::var("LVARS_ISET_KEYS")
@@ -54,128 +46,20 @@ fn num_keys() -> usize {
         .unwrap_or(1 << 20)
 }
 
-/// The keys: xorshift64 from a fixed seed, reduced to a range 4x the key
-/// count (so about 88.5% are distinct).
-fn keys(n: usize) -> Vec<u64> {
-    let range = (n as u64 * 4).next_power_of_two();
-    let mut s = 0x2545_f491_4f6c_dd1d_u64;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s & (range - 1)
-        })
-        .collect()
-}
-
-/// Runs `insert_slice` on `threads` equal slices of `keys` in parallel.
-fn split<F: Fn(&[u64]) + Sync>(keys: &[u64], threads: usize, insert_slice: F) {
-    let per = keys.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        for slice in keys.chunks(per) {
-            let f = &insert_slice;
-            s.spawn(move || f(slice));
-        }
-    });
-}
-
 fn bench(c: &mut Criterion) {
-    let keys = keys(num_keys());
-    let distinct = keys.iter().collect::<HashSet<_>>().len();
+    let keys: Arc<[u64]> = iset::keys(num_keys()).into();
+    let distinct = iset::distinct(&keys);
     println!("{} keys, {} distinct", keys.len(), distinct);
-    let keys = &keys[..];
     let mut g = c.benchmark_group(GROUP);
     g.sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
 
     for t in THREADS {
-        g.bench_with_input(BenchmarkId::new("lvars", t), &t, |b, &t| {
-            b.iter_with_large_drop(|| {
-                let set = RawISet::new();
-                split(keys, t, |ks| {
-                    ks.iter().for_each(|&k| {
-                        black_box(set.insert(black_box(k)).unwrap());
-                    })
-                });
-                assert_eq!(set.len(), distinct);
-                set
-            })
-        });
-        g.bench_with_input(BenchmarkId::new("lvars_cap", t), &t, |b, &t| {
-            b.iter_with_large_drop(|| {
-                let set = RawISet::with_capacity(distinct);
-                split(keys, t, |ks| {
-                    ks.iter().for_each(|&k| {
-                        black_box(set.insert(black_box(k)).unwrap());
-                    })
-                });
-                assert_eq!(set.len(), distinct);
-                set
-            })
-        });
-        g.bench_with_input(BenchmarkId::new("lvars_ahash", t), &t, |b, &t| {
-            b.iter_with_large_drop(|| {
-                let set = RawISet::with_hasher(ahash::RandomState::new());
-                split(keys, t, |ks| {
-                    ks.iter().for_each(|&k| {
-                        black_box(set.insert(black_box(k)).unwrap());
-                    })
-                });
-                assert_eq!(set.len(), distinct);
-                set
-            })
-        });
-        g.bench_with_input(BenchmarkId::new("dashmap", t), &t, |b, &t| {
-            b.iter_with_large_drop(|| {
-                let set = dashmap::DashSet::with_hasher(ahash::RandomState::new());
-                split(keys, t, |ks| {
-                    ks.iter().for_each(|&k| {
-                        black_box(set.insert(black_box(k)));
-                    })
-                });
-                assert_eq!(set.len(), distinct);
-                set
-            })
-        });
-        g.bench_with_input(BenchmarkId::new("mutex_hashset", t), &t, |b, &t| {
-            b.iter_with_large_drop(|| {
-                let set = Mutex::new(HashSet::with_hasher(ahash::RandomState::new()));
-                split(keys, t, |ks| {
-                    ks.iter().for_each(|&k| {
-                        black_box(set.lock().unwrap().insert(black_box(k)));
-                    })
-                });
-                assert_eq!(set.lock().unwrap().len(), distinct);
-                set
-            })
-        });
-        g.bench_with_input(BenchmarkId::new("papaya", t), &t, |b, &t| {
-            b.iter_with_large_drop(|| {
-                let set = papaya::HashSet::with_hasher(ahash::RandomState::new());
-                split(keys, t, |ks| {
-                    let set = set.pin();
-                    ks.iter().for_each(|&k| {
-                        black_box(set.insert(black_box(k)));
-                    })
-                });
-                assert_eq!(set.len(), distinct);
-                set
-            })
-        });
-        g.bench_with_input(BenchmarkId::new("skiplist", t), &t, |b, &t| {
-            b.iter_with_large_drop(|| {
-                let set = crossbeam_skiplist::SkipSet::new();
-                split(keys, t, |ks| {
-                    ks.iter().for_each(|&k| {
-                        black_box(set.insert(black_box(k)));
-                    })
-                });
-                assert_eq!(set.len(), distinct);
-                set
-            })
-        });
+        for v in VARIANTS {
+            let mut run = iset::setup(v, t, Arc::clone(&keys), distinct);
+            g.bench_with_input(BenchmarkId::new(v, t), &t, |b, _| b.iter_with_large_drop(&mut run));
+        }
     }
     g.finish();
 }
