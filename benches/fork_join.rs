@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
-use common::median_ns;
-use criterion::{criterion_group, BenchmarkId, Criterion};
+use common::{env_or, median_ns};
+use criterion::{BenchmarkId, Criterion};
 
 mod common;
 
@@ -24,10 +24,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const THREADS: [usize; 2] = [1, 2];
 
 fn fib_n() -> u64 {
-    std::env::var("LVARS_FIB_N")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30)
+    env_or("LVARS_FIB_N", 30)
 }
 
 fn bench(c: &mut Criterion) {
@@ -70,10 +67,4 @@ fn summary() {
     }
 }
 
-criterion_group!(benches, bench);
-
-fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-    summary();
-}
+common::bench_main!(bench, summary);

@@ -24,8 +24,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::median_ns;
-use criterion::{criterion_group, BenchmarkId, Criterion};
+use common::{env_or, median_ns};
+use criterion::{BenchmarkId, Criterion};
 use iset::VARIANTS;
 
 mod common;
@@ -40,10 +40,7 @@ const THREADS: [usize; 2] = [1, 2];
 const GROUP: &str = "iset_insert";
 
 fn num_keys() -> usize {
-    std::env::var("LVARS_ISET_KEYS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1 << 20)
+    env_or("LVARS_ISET_KEYS", 1 << 20)
 }
 
 fn bench(c: &mut Criterion) {
@@ -81,10 +78,4 @@ fn summary() {
     }
 }
 
-criterion_group!(benches, bench);
-
-fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-    summary();
-}
+common::bench_main!(bench, summary);

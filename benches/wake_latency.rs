@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
-use common::median_ns;
-use criterion::{criterion_group, BenchmarkId, Criterion};
+use common::{env_or, median_ns};
+use criterion::{BenchmarkId, Criterion};
 
 mod common;
 
@@ -24,10 +24,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const GROUP: &str = "wake_latency";
 
 fn round_trips() -> usize {
-    std::env::var("LVARS_ROUND_TRIPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000)
+    env_or("LVARS_ROUND_TRIPS", 10_000)
 }
 
 fn bench(c: &mut Criterion) {
@@ -69,10 +66,4 @@ fn summary() {
     }
 }
 
-criterion_group!(benches, bench);
-
-fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-    summary();
-}
+common::bench_main!(bench, summary);

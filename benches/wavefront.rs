@@ -11,8 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::median_ns;
-use criterion::{criterion_group, BenchmarkId, Criterion};
+use common::{env_or, median_ns};
+use criterion::{BenchmarkId, Criterion};
 use wavefront::Grid;
 
 mod common;
@@ -25,10 +25,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const THREADS: [usize; 2] = [1, 2];
 const GROUP: &str = "wavefront_lcs";
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
-}
 
 fn sizes() -> (usize, usize) {
     (env_or("LVARS_WAVEFRONT_N", 4096), env_or("LVARS_WAVEFRONT_BLOCK", 128))
@@ -92,10 +88,4 @@ fn summary() {
     }
 }
 
-criterion_group!(benches, bench);
-
-fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-    summary();
-}
+common::bench_main!(bench, summary);

@@ -36,7 +36,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use graph::{bfs_lvars, bfs_rayon, bfs_sequential, Graph, Work};
+use graph::{bfs_lvars, bfs_rayon, bfs_sequential, Graph, Reached, Work};
 
 const THREADS: [usize; 2] = [1, 2];
 const MIN_RUNS: usize = 5;
@@ -120,6 +120,24 @@ impl Report {
         self.rows.push(row);
     }
 
+    /// Adds `sequential` at one thread, then every variant of `parallel`
+    /// at every thread count, in that order; `setup` builds each (`None`:
+    /// not measured at that thread count).
+    fn add_all<O>(
+        &mut self,
+        sequential: Option<&'static str>,
+        parallel: &[&'static str],
+        mut setup: impl FnMut(&'static str, usize) -> Option<Box<dyn FnMut() -> O>>,
+    ) {
+        let seq = sequential.map(|v| (v, 1));
+        let par = THREADS.into_iter().flat_map(|t| parallel.iter().map(move |&v| (v, t)));
+        for (v, t) in seq.into_iter().chain(par) {
+            if let Some(run) = setup(v, t) {
+                self.add(v, t, run);
+            }
+        }
+    }
+
     fn find(&self, workload: &str, variant: &str, threads: usize) -> Option<&Row> {
         self.rows
             .iter()
@@ -152,12 +170,9 @@ fn measure_all(r: &mut Report) {
         format!("fib({FIB_N}) with a fork at every call"),
         (fib::SEQUENTIAL, 1),
     );
-    r.add(fib::SEQUENTIAL, 1, fib::setup(fib::SEQUENTIAL, 1, FIB_N));
-    for t in THREADS {
-        for v in fib::PARALLEL {
-            r.add(v, t, fib::setup(v, t, FIB_N));
-        }
-    }
+    r.add_all(Some(fib::SEQUENTIAL), &fib::PARALLEL, |v, t| {
+        Some(fib::setup(v, t, FIB_N))
+    });
 
     let keys: Arc<[u64]> = iset::keys(ISET_KEYS).into();
     let distinct = iset::distinct(&keys);
@@ -166,11 +181,9 @@ fn measure_all(r: &mut Report) {
         format!("{ISET_KEYS} set inserts ({distinct} distinct) split over the threads"),
         ("mutex_hashset", 1),
     );
-    for t in THREADS {
-        for v in iset::VARIANTS {
-            r.add(v, t, iset::setup(v, t, Arc::clone(&keys), distinct));
-        }
-    }
+    r.add_all(None, &iset::VARIANTS, |v, t| {
+        Some(iset::setup(v, t, Arc::clone(&keys), distinct))
+    });
 
     let g = Arc::new(Graph::rand_local(BFS_VERTICES, BFS_EDGES, 42));
     let work = Work::calibrate(BFS_WORK_MICROS);
@@ -184,45 +197,20 @@ fn measure_all(r: &mut Report) {
         ),
         ("sequential", 1),
     );
-    let seq_g = Arc::clone(&g);
-    r.add(
-        "sequential",
-        1,
-        Box::new(move || assert_eq!(bfs_sequential(&seq_g, 0, work), want)),
-    );
-    for t in THREADS {
-        let (rayon_g, pool) = (
-            Arc::clone(&g),
-            rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap(),
-        );
-        r.add(
-            "rayon",
-            t,
-            Box::new(move || assert_eq!(pool.install(|| bfs_rayon(&rayon_g, 0, work)), want)),
-        );
-        let (lvars_g, pool) = (
-            Arc::clone(&g),
-            lvars::ThreadPoolBuilder::new().num_threads(t).build().unwrap(),
-        );
-        r.add(
-            "lvars",
-            t,
-            Box::new(move || assert_eq!(bfs_lvars(&pool, &lvars_g, 0, work), want)),
-        );
-    }
+    r.add_all(Some("sequential"), &["rayon", "lvars"], |v, t| {
+        Some(bfs_setup(v, t, &g, work, want))
+    });
 
     r.workload(
         "wake_latency",
         format!("ping-pong of {ROUND_TRIPS} round trips, each message waking a parked receiver"),
         ("crossbeam_channel", 2),
     );
-    for t in THREADS {
-        for v in latency::VARIANTS {
-            if latency::thread_counts(v).contains(&t) {
-                r.add(v, t, latency::setup(v, t, ROUND_TRIPS));
-            }
-        }
-    }
+    r.add_all(None, &latency::VARIANTS, |v, t| {
+        latency::thread_counts(v)
+            .contains(&t)
+            .then(|| latency::setup(v, t, ROUND_TRIPS))
+    });
 
     let grid = Arc::new(wavefront::Grid::new(LCS_N, LCS_BLOCK));
     let lcs = grid.lcs_sequential();
@@ -231,15 +219,26 @@ fn measure_all(r: &mut Report) {
         format!("LCS of two {LCS_N}-letter strings (= {lcs}) as a wavefront of {LCS_BLOCK}x{LCS_BLOCK} DP blocks"),
         (wavefront::SEQUENTIAL, 1),
     );
-    r.add(
-        wavefront::SEQUENTIAL,
-        1,
-        wavefront::setup(wavefront::SEQUENTIAL, 1, &grid, lcs),
-    );
-    for t in THREADS {
-        for v in wavefront::PARALLEL {
-            r.add(v, t, wavefront::setup(v, t, &grid, lcs));
+    r.add_all(Some(wavefront::SEQUENTIAL), &wavefront::PARALLEL, |v, t| {
+        Some(wavefront::setup(v, t, &grid, lcs))
+    });
+}
+
+/// The bf_traverse variants (`examples/bf_traverse/graph.rs`), each on its
+/// own pool, checking the reached count and checksum against `want`.
+fn bfs_setup(variant: &str, threads: usize, g: &Arc<Graph>, work: Work, want: Reached) -> Box<dyn FnMut()> {
+    let g = Arc::clone(g);
+    match variant {
+        "sequential" => Box::new(move || assert_eq!(bfs_sequential(&g, 0, work), want)),
+        "rayon" => {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            Box::new(move || assert_eq!(pool.install(|| bfs_rayon(&g, 0, work)), want))
         }
+        "lvars" => {
+            let pool = lvars::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            Box::new(move || assert_eq!(bfs_lvars(&pool, &g, 0, work), want))
+        }
+        other => panic!("unknown bf_traverse variant {other:?}"),
     }
 }
 

@@ -83,108 +83,56 @@ fn each(ks: &[u64], mut insert: impl FnMut(u64)) {
 /// `variant` (one of [`VARIANTS`]) inserting `keys` from `threads` threads;
 /// `distinct` is the expected final size.
 pub fn setup(variant: &str, threads: usize, keys: Arc<[u64]>, distinct: usize) -> Box<dyn FnMut() -> Box<dyn Any>> {
+    // A closure that fills a set made by `$new`, each thread inserting
+    // its keys through `$insert` (or running `$insert_slice` on its slice),
+    // and checks `$len`.
+    macro_rules! run {
+        ($new:expr, |$s:ident, $k:ident| $insert:expr, $len:expr) => {
+            run!(@slices $new, |$s, ks| each(ks, |$k| { black_box($insert); }), $len)
+        };
+        (@slices $new:expr, $insert_slice:expr, $len:expr) => {
+            Box::new(move || fill(&keys, threads, distinct, $new, $insert_slice, $len))
+        };
+    }
     let ahash = ahash::RandomState::new;
     match variant {
-        "lvars" => Box::new(move || {
-            fill(
-                &keys,
-                threads,
-                distinct,
-                RawISet::new,
-                |s, ks| {
-                    each(ks, |k| {
-                        black_box(s.insert(k).unwrap());
-                    })
-                },
-                RawISet::len,
-            )
-        }),
-        "lvars_cap" => Box::new(move || {
-            fill(
-                &keys,
-                threads,
-                distinct,
-                || RawISet::with_capacity(distinct),
-                |s, ks| {
-                    each(ks, |k| {
-                        black_box(s.insert(k).unwrap());
-                    })
-                },
-                RawISet::len,
-            )
-        }),
-        "lvars_ahash" => Box::new(move || {
-            fill(
-                &keys,
-                threads,
-                distinct,
-                || RawISet::with_hasher(ahash()),
-                |s, ks| {
-                    each(ks, |k| {
-                        black_box(s.insert(k).unwrap());
-                    })
-                },
-                RawISet::len,
-            )
-        }),
-        "dashmap" => Box::new(move || {
-            fill(
-                &keys,
-                threads,
-                distinct,
-                || dashmap::DashSet::with_hasher(ahash()),
-                |s, ks| {
-                    each(ks, |k| {
-                        black_box(s.insert(k));
-                    })
-                },
-                dashmap::DashSet::len,
-            )
-        }),
-        "mutex_hashset" => Box::new(move || {
-            fill(
-                &keys,
-                threads,
-                distinct,
-                || Mutex::new(HashSet::with_hasher(ahash())),
-                |s, ks| {
-                    each(ks, |k| {
-                        black_box(s.lock().unwrap().insert(k));
-                    })
-                },
-                |s| s.lock().unwrap().len(),
-            )
-        }),
+        "lvars" => run!(RawISet::new, |s, k| s.insert(k).unwrap(), RawISet::len),
+        "lvars_cap" => run!(
+            || RawISet::with_capacity(distinct),
+            |s, k| s.insert(k).unwrap(),
+            RawISet::len
+        ),
+        "lvars_ahash" => run!(
+            || RawISet::with_hasher(ahash()),
+            |s, k| s.insert(k).unwrap(),
+            RawISet::len
+        ),
+        "dashmap" => run!(
+            || dashmap::DashSet::with_hasher(ahash()),
+            |s, k| s.insert(k),
+            dashmap::DashSet::len
+        ),
+        "mutex_hashset" => run!(
+            || Mutex::new(HashSet::with_hasher(ahash())),
+            |s, k| s.lock().unwrap().insert(k),
+            |s| s.lock().unwrap().len()
+        ),
         // One papaya guard per thread, not per insert.
-        "papaya" => Box::new(move || {
-            fill(
-                &keys,
-                threads,
-                distinct,
-                || papaya::HashSet::with_hasher(ahash()),
-                |s, ks| {
-                    let s = s.pin();
-                    each(ks, |k| {
-                        black_box(s.insert(k));
-                    })
-                },
-                papaya::HashSet::len,
-            )
-        }),
-        "skiplist" => Box::new(move || {
-            fill(
-                &keys,
-                threads,
-                distinct,
-                crossbeam_skiplist::SkipSet::new,
-                |s, ks| {
-                    each(ks, |k| {
-                        black_box(s.insert(k));
-                    })
-                },
-                crossbeam_skiplist::SkipSet::len,
-            )
-        }),
+        "papaya" => run!(
+            @slices || papaya::HashSet::with_hasher(ahash()),
+            |s: &papaya::HashSet<u64, ahash::RandomState>, ks| {
+                let s = s.pin();
+                each(ks, |k| {
+                    black_box(s.insert(k));
+                })
+            },
+            papaya::HashSet::len
+        ),
+        "skiplist" => run!(
+            crossbeam_skiplist::SkipSet::new,
+            |s, k| s.insert(k),
+            crossbeam_skiplist::SkipSet::len
+        ),
         other => panic!("unknown iset variant {other:?}"),
     }
 }
