@@ -9,9 +9,10 @@
 //! entry, for instance), so two replicas with equal states produce equal
 //! bytes.
 //!
-//! Decoding never panics and never allocates more than the input could
-//! describe: a length larger than the bytes left is rejected before any
-//! allocation, because every element takes at least one byte.
+//! Decoding never panics, and a hostile length cannot make it allocate: a
+//! length larger than the bytes left is rejected before anything is
+//! allocated (every element takes at least one byte), and collections grow
+//! only as their elements actually decode.
 //!
 //! ```
 //! use lvars::crdt::codec::{from_bytes, to_bytes, DecodeError};
@@ -219,7 +220,9 @@ pub fn write_len(out: &mut Vec<u8>, len: usize) {
 /// rule for sets, map keys and sorted sequences.
 pub fn decode_sorted<T: Decode + Ord>(input: &mut Reader<'_>, what: &'static str) -> Result<Vec<T>, DecodeError> {
     let len = input.length()?;
-    let mut items: Vec<T> = Vec::with_capacity(len);
+    // The length is bounded by the input's size, but an element may be far
+    // larger in memory than its one byte: grow as elements actually decode.
+    let mut items: Vec<T> = Vec::with_capacity(len.min(64));
     for _ in 0..len {
         let item = T::decode(input)?;
         if items.last().is_some_and(|prev| *prev >= item) {

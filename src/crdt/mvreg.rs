@@ -14,6 +14,8 @@ use crate::lattice::Lattice;
 ///
 /// The state is an antichain of `(clock, value)` versions; join is "the
 /// maximal versions of the union", which is a lattice join for any states.
+/// Joins and decoding compare every two versions, so they are quadratic in
+/// the number of concurrent versions (a handful, in practice).
 ///
 /// ```
 /// use lvars::crdt::{MVRegister, ReplicaId};

@@ -280,6 +280,9 @@ pub struct Sim<L: Lattice> {
     watches: Vec<Watch<L>>,
     deltas: Option<DeltaOps<L>>,
     stats: Stats,
+    /// A violation found outside `step` (by `watch`), reported by the
+    /// next `step`.
+    pending: Option<SimFailure>,
 }
 
 fn equiv<L: Lattice>(a: &L, b: &L) -> bool {
@@ -303,6 +306,7 @@ where
             watches: Vec::new(),
             deltas: None,
             stats: Stats::default(),
+            pending: None,
         }
     }
 
@@ -384,8 +388,11 @@ where
             waits,
         });
         let q = self.watches.len() - 1;
-        // A first poll registers the waits; the result is checked like any.
-        let _ = self.check_watch(q, true);
+        // A first poll registers the waits; a violation is reported by the
+        // next step.
+        if let Err(failure) = self.check_watch(q, true) {
+            self.pending.get_or_insert(failure);
+        }
         q
     }
 
@@ -479,6 +486,9 @@ where
 
     /// One tick without local updates: gossip, deliveries, checks.
     pub fn step(&mut self) -> Result<(), SimFailure> {
+        if let Some(failure) = self.pending.take() {
+            return Err(failure);
+        }
         self.tick += 1;
         for i in 0..self.replicas.len() {
             if self.rng.chance(self.config.gossip_permille) {
@@ -564,6 +574,9 @@ where
     /// every local update and that every replica answers every query alike.
     /// Returns the ticks it took.
     pub fn settle(&mut self) -> Result<u64, SimFailure> {
+        if let Some(failure) = self.pending.take() {
+            return Err(failure);
+        }
         self.heal();
         let mut ticks = 0;
         while !self.converged() {
