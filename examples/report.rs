@@ -86,6 +86,9 @@ impl Row {
 struct Report {
     workloads: Vec<Workload>,
     rows: Vec<Row>,
+    /// The one-minute load average when the report started (Linux), since
+    /// other processes on the machine show in every two-thread figure.
+    load: Option<String>,
 }
 
 impl Report {
@@ -246,8 +249,17 @@ fn fmt_ratio(x: Option<f64>) -> String {
     x.map_or_else(|| "-".into(), |x| format!("{x:.2}x"))
 }
 
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next().map(str::to_string)
+}
+
 fn print_table(r: &Report, cores: usize, elapsed: Duration) {
-    println!("lvars scaling report: {cores} core(s) (available_parallelism), mimalloc");
+    let load = r
+        .load
+        .as_ref()
+        .map_or_else(String::new, |l| format!(", load average {l} at the start"));
+    println!("lvars scaling report: {cores} core(s) (available_parallelism){load}, mimalloc");
     println!(
         "median of each variant's runs (after one warm-up run); ratios = this median / the other's, lower is better"
     );
@@ -465,6 +477,9 @@ mod plot {
                 "({:.1} s). Speedup = baseline median / bar's median.",
                 elapsed.as_secs_f64()
             ),
+            r.load
+                .as_ref()
+                .map_or_else(String::new, |l| format!("One-minute load average at the start: {l}.")),
             String::new(),
         ];
         for w in &r.workloads {
@@ -526,7 +541,10 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     eprintln!("measuring on {cores} core(s) ...");
     let start = Instant::now();
-    let mut report = Report::default();
+    let mut report = Report {
+        load: load_average(),
+        ..Report::default()
+    };
     measure_all(&mut report);
     let elapsed = start.elapsed();
     if args.json {
