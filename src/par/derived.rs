@@ -40,9 +40,10 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::effects::{Det, EffectLevel, HasFreeze, HasGet, HasPut, Within};
 use super::freeze::{DeferredFreeze, Freeze};
 use super::handlers::HandlerPool;
-use super::session::{EffectLevel, Par, QuasiDet};
+use super::session::Par;
 use super::set_handle::ISet;
 use crate::error::Error;
 
@@ -72,17 +73,19 @@ use crate::error::Error;
 /// .unwrap();
 /// assert_eq!(u, vec![1, 2, 3]);
 /// ```
-pub fn union<'s, E, T>(
+pub fn union<'s, E, S, T>(
     p: Par<'s, E>,
     pool: &HandlerPool<'s>,
-    a: &ISet<'s, T>,
-    b: &ISet<'s, T>,
+    a: &ISet<'s, T, S>,
+    b: &ISet<'s, T, S>,
 ) -> Result<ISet<'s, T>, Error>
 where
-    E: EffectLevel,
+    E: HasPut,
+    S: HasGet,
     T: Hash + Eq + Clone + Send + Sync + 'static,
 {
-    let out = ISet::new(p);
+    // The caller may put (`E: HasPut`); the result is an ordinary set.
+    let out = ISet::new(p.grant_data());
     for source in [a, b] {
         let o = out.clone();
         pool.add_handler(source, move |x| {
@@ -121,14 +124,21 @@ where
 /// .unwrap();
 /// assert_eq!(squares, vec![0, 1, 4]);
 /// ```
-pub fn map<'s, E, T, U, F>(p: Par<'s, E>, pool: &HandlerPool<'s>, a: &ISet<'s, T>, f: F) -> Result<ISet<'s, U>, Error>
+pub fn map<'s, E, S, T, U, F>(
+    p: Par<'s, E>,
+    pool: &HandlerPool<'s>,
+    a: &ISet<'s, T, S>,
+    f: F,
+) -> Result<ISet<'s, U>, Error>
 where
-    E: EffectLevel,
+    E: HasPut,
+    S: HasGet,
     T: Hash + Eq + Clone + Send + Sync + 'static,
     U: Hash + Eq + Send + Sync + 'static,
     F: Fn(T) -> U + Send + Sync + 's,
 {
-    let out = ISet::new(p);
+    // The caller may put (`E: HasPut`); the result is an ordinary set.
+    let out = ISet::new(p.grant_data());
     let f = Arc::new(f);
     let o = out.clone();
     pool.add_handler(a, move |x| {
@@ -165,18 +175,20 @@ where
 /// .unwrap();
 /// assert_eq!(even, vec![0, 2, 4, 6]);
 /// ```
-pub fn filter<'s, E, T, F>(
+pub fn filter<'s, E, S, T, F>(
     p: Par<'s, E>,
     pool: &HandlerPool<'s>,
-    a: &ISet<'s, T>,
+    a: &ISet<'s, T, S>,
     pred: F,
 ) -> Result<ISet<'s, T>, Error>
 where
-    E: EffectLevel,
+    E: HasPut,
+    S: HasGet,
     T: Hash + Eq + Clone + Send + Sync + 'static,
     F: Fn(&T) -> bool + Send + Sync + 's,
 {
-    let out = ISet::new(p);
+    // The caller may put (`E: HasPut`); the result is an ordinary set.
+    let out = ISet::new(p.grant_data());
     let pred = Arc::new(pred);
     let o = out.clone();
     pool.add_handler(a, move |x| {
@@ -277,17 +289,19 @@ impl<T: Hash + Eq + Clone> Meet<T> {
 /// .unwrap();
 /// assert_eq!(both, vec![5, 6, 7, 8, 9]);
 /// ```
-pub fn intersection<'s, E, T>(
+pub fn intersection<'s, E, S, T>(
     p: Par<'s, E>,
     pool: &HandlerPool<'s>,
-    a: &ISet<'s, T>,
-    b: &ISet<'s, T>,
+    a: &ISet<'s, T, S>,
+    b: &ISet<'s, T, S>,
 ) -> Result<ISet<'s, T>, Error>
 where
-    E: EffectLevel,
+    E: HasPut,
+    S: HasGet,
     T: Hash + Eq + Clone + Send + Sync + 'static,
 {
-    let out = ISet::new(p);
+    // The caller may put (`E: HasPut`); the result is an ordinary set.
+    let out = ISet::new(p.grant_data());
     let meet = Arc::new(Meet::new());
     for (source, side) in [(a, FROM_A), (b, FROM_B)] {
         let (o, meet) = (out.clone(), Arc::clone(&meet));
@@ -332,12 +346,12 @@ where
 /// assert_eq!(cart.members(), vec!["book", "hat"]);
 /// assert_eq!(cart.removed, vec!["shoes"]);
 /// ```
-pub struct AddRemoveSet<'s, T> {
-    added: ISet<'s, T>,
-    removed: ISet<'s, T>,
+pub struct AddRemoveSet<'s, T, E = Det> {
+    added: ISet<'s, T, E>,
+    removed: ISet<'s, T, E>,
 }
 
-impl<T> Clone for AddRemoveSet<'_, T> {
+impl<T, E> Clone for AddRemoveSet<'_, T, E> {
     fn clone(&self) -> Self {
         Self {
             added: self.added.clone(),
@@ -346,7 +360,7 @@ impl<T> Clone for AddRemoveSet<'_, T> {
     }
 }
 
-impl<T> std::fmt::Debug for AddRemoveSet<'_, T> {
+impl<T, E> std::fmt::Debug for AddRemoveSet<'_, T, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("AddRemoveSet")
     }
@@ -354,23 +368,40 @@ impl<T> std::fmt::Debug for AddRemoveSet<'_, T> {
 
 impl<'s, T: Hash + Eq + Send + Sync + 'static> AddRemoveSet<'s, T> {
     /// An empty set (nothing added, nothing removed).
-    pub fn new<E: EffectLevel>(p: Par<'s, E>) -> Self {
-        Self {
+    pub fn new<P: EffectLevel>(p: Par<'s, P>) -> AddRemoveSet<'s, T, P::Data> {
+        AddRemoveSet {
             added: ISet::new(p),
             removed: ISet::new(p),
+        }
+    }
+}
+
+impl<'s, T: Hash + Eq + Send + Sync + 'static, E: EffectLevel> AddRemoveSet<'s, T, E> {
+    /// The same set with a narrower effect signature (see
+    /// [`effects`](crate::effects)).
+    pub fn restrict<E2: Within<E>>(&self) -> AddRemoveSet<'s, T, E2> {
+        AddRemoveSet {
+            added: self.added.restrict(),
+            removed: self.removed.restrict(),
         }
     }
 
     /// Records that `x` was added. Fails, and fails the session, if the set
     /// is frozen and `x` was not already added.
-    pub fn add(&self, x: T) -> Result<(), Error> {
+    pub fn add(&self, x: T) -> Result<(), Error>
+    where
+        E: HasPut,
+    {
         self.added.insert(x)
     }
 
     /// Records that `x` was removed (whether or not it was, or ever will
     /// be, added). Fails, and fails the session, if the set is frozen and
     /// `x` was not already removed.
-    pub fn remove(&self, x: T) -> Result<(), Error> {
+    pub fn remove(&self, x: T) -> Result<(), Error>
+    where
+        E: HasPut,
+    {
         self.removed.insert(x)
     }
 
@@ -389,7 +420,10 @@ impl<'s, T: Hash + Eq + Send + Sync + 'static> AddRemoveSet<'s, T> {
     /// }));
     /// assert_eq!(r, Ok("added"));
     /// ```
-    pub fn wait_added(&self, x: T) -> impl Future<Output = ()> + Send + '_ {
+    pub fn wait_added(&self, x: T) -> impl Future<Output = ()> + Send + '_
+    where
+        E: HasGet,
+    {
         self.added.wait_contains(x)
     }
 
@@ -407,7 +441,10 @@ impl<'s, T: Hash + Eq + Send + Sync + 'static> AddRemoveSet<'s, T> {
     /// }));
     /// assert_eq!(r, Ok("removed"));
     /// ```
-    pub fn wait_removed(&self, x: T) -> impl Future<Output = ()> + Send + '_ {
+    pub fn wait_removed(&self, x: T) -> impl Future<Output = ()> + Send + '_
+    where
+        E: HasGet,
+    {
         self.removed.wait_contains(x)
     }
 
@@ -426,7 +463,7 @@ impl<'s, T: Hash + Eq + Send + Sync + 'static> AddRemoveSet<'s, T> {
     /// .unwrap();
     /// assert_eq!(added, vec![1]);
     /// ```
-    pub fn added(&self) -> &ISet<'s, T> {
+    pub fn added(&self) -> &ISet<'s, T, E> {
         &self.added
     }
 
@@ -443,12 +480,12 @@ impl<'s, T: Hash + Eq + Send + Sync + 'static> AddRemoveSet<'s, T> {
     /// .unwrap();
     /// assert_eq!(removed, vec![2]);
     /// ```
-    pub fn removed(&self) -> &ISet<'s, T> {
+    pub fn removed(&self) -> &ISet<'s, T, E> {
         &self.removed
     }
 }
 
-impl<'s, T: Hash + Eq + Ord + Clone + Send + Sync + 'static> AddRemoveSet<'s, T> {
+impl<'s, T: Hash + Eq + Ord + Clone + Send + Sync + 'static, E: EffectLevel> AddRemoveSet<'s, T, E> {
     /// Freezes both sides and returns them, sorted (quasi-deterministic
     /// sessions only).
     ///
@@ -464,7 +501,7 @@ impl<'s, T: Hash + Eq + Ord + Clone + Send + Sync + 'static> AddRemoveSet<'s, T>
     /// }));
     /// assert_eq!(r, Ok(vec![2]));
     /// ```
-    pub fn freeze(&self, proof: &Par<'s, QuasiDet>) -> FrozenAddRemove<T> {
+    pub fn freeze<F: HasFreeze>(&self, proof: &Par<'s, F>) -> FrozenAddRemove<T> {
         FrozenAddRemove {
             added: self.added.freeze(proof),
             removed: self.removed.freeze(proof),
@@ -472,7 +509,7 @@ impl<'s, T: Hash + Eq + Ord + Clone + Send + Sync + 'static> AddRemoveSet<'s, T>
     }
 }
 
-impl<'s, T: Hash + Eq + Ord + Clone + Send + Sync + 'static> Freeze<'s> for AddRemoveSet<'s, T> {
+impl<'s, T: Hash + Eq + Ord + Clone + Send + Sync + 'static, E: EffectLevel> Freeze<'s> for AddRemoveSet<'s, T, E> {
     /// Both sides, sorted.
     type Frozen = FrozenAddRemove<T>;
 

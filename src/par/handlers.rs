@@ -37,7 +37,8 @@ use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
-use super::session::{EffectLevel, Par, QuasiDet, Session};
+use super::effects::{EffectLevel, HasFreeze, HasGet};
+use super::session::{Par, Session};
 use super::set_handle::ISet;
 use crate::data::{EntryListener, Listener};
 use crate::error::Error;
@@ -230,8 +231,9 @@ impl<'s> HandlerPool<'s> {
     /// is in `set` now or is inserted later, exactly once per element.
     ///
     /// Errors: `OutOfRange` if the set already has 64 handlers.
-    pub fn add_handler<T, F, Fut>(&self, set: &ISet<'s, T>, callback: F) -> Result<(), Error>
+    pub fn add_handler<T, S, F, Fut>(&self, set: &ISet<'s, T, S>, callback: F) -> Result<(), Error>
     where
+        S: HasGet,
         T: Hash + Eq + Clone + Send + Sync + 'static,
         F: Fn(T) -> Fut + Send + Sync + 's,
         Fut: Future<Output = ()> + Send + 's,
@@ -282,12 +284,14 @@ impl<'s> HandlerPool<'s> {
 /// and returns the frozen set, sorted. Quasi-deterministic: inserts by
 /// tasks outside the pool that are still running may come after the freeze
 /// and then fail with `PutAfterFreeze`.
-pub async fn freeze_set_after<'s, T, F, Fut>(
-    p: Par<'s, QuasiDet>,
-    set: &ISet<'s, T>,
+pub async fn freeze_set_after<'s, Q, S, T, F, Fut>(
+    p: Par<'s, Q>,
+    set: &ISet<'s, T, S>,
     callback: F,
 ) -> Result<Vec<T>, Error>
 where
+    Q: HasFreeze,
+    S: HasGet,
     T: Hash + Eq + Ord + Clone + Send + Sync + 'static,
     F: Fn(T) -> Fut + Send + Sync + 's,
     Fut: Future<Output = ()> + Send + 's,

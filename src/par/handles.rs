@@ -6,25 +6,26 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use super::effects::{Det, EffectLevel, HasBump, HasFreeze, HasGet, HasPut, Within};
 use super::freeze::{DeferredFreeze, Freeze};
-use super::session::{EffectLevel, Par, QuasiDet, Session};
+use super::session::{Par, Session};
 use crate::data::{RawIVar, RawMaxCounter};
 use crate::error::Error;
 use crate::lattice::Lattice;
 use crate::lvar::{RawLVar, ThresholdSet};
 
-type Brand<'s> = PhantomData<fn(&'s ()) -> &'s ()>;
+type Brand<'s, E> = PhantomData<(fn(&'s ()) -> &'s (), E)>;
 
 /// A lattice variable of a session: puts join, gets wait for thresholds.
 ///
 /// Cloning is cheap (a reference count); clones share the variable.
-pub struct LVar<'s, L: Lattice> {
+pub struct LVar<'s, L: Lattice, E = Det> {
     raw: Arc<RawLVar<L>>,
     session: &'s Session,
-    _brand: Brand<'s>,
+    _brand: Brand<'s, E>,
 }
 
-impl<L: Lattice> Clone for LVar<'_, L> {
+impl<L: Lattice, E> Clone for LVar<'_, L, E> {
     fn clone(&self) -> Self {
         Self {
             raw: Arc::clone(&self.raw),
@@ -34,7 +35,7 @@ impl<L: Lattice> Clone for LVar<'_, L> {
     }
 }
 
-impl<L: Lattice> std::fmt::Debug for LVar<'_, L> {
+impl<L: Lattice, E> std::fmt::Debug for LVar<'_, L, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("LVar")
     }
@@ -42,10 +43,22 @@ impl<L: Lattice> std::fmt::Debug for LVar<'_, L> {
 
 impl<'s, L: Lattice + Send + Sync + 'static> LVar<'s, L> {
     /// A new variable at bottom.
-    pub fn new<E: EffectLevel>(p: Par<'s, E>) -> Self {
-        Self {
+    pub fn new<P: EffectLevel>(p: Par<'s, P>) -> LVar<'s, L, P::Data> {
+        LVar {
             raw: Arc::new(RawLVar::new()),
             session: p.session,
+            _brand: PhantomData,
+        }
+    }
+}
+
+impl<'s, L: Lattice + Send + Sync + 'static, E: EffectLevel> LVar<'s, L, E> {
+    /// The same variable with a narrower effect signature, to hand to code
+    /// that should be able to do less (see [`effects`](crate::effects)).
+    pub fn restrict<E2: Within<E>>(&self) -> LVar<'s, L, E2> {
+        LVar {
+            raw: Arc::clone(&self.raw),
+            session: self.session,
             _brand: PhantomData,
         }
     }
@@ -53,29 +66,38 @@ impl<'s, L: Lattice + Send + Sync + 'static> LVar<'s, L> {
     /// Joins `value` into the state. A put that would reach top
     /// (`ConflictingPut`) or change a frozen variable (`PutAfterFreeze`)
     /// fails, and so does the session.
-    pub fn put(&self, value: L) -> Result<(), Error> {
+    pub fn put(&self, value: L) -> Result<(), Error>
+    where
+        E: HasPut,
+    {
         self.raw.put(&value).map_err(|e| self.session.fail(e))
     }
 
     /// Waits until the state reaches an element of `thresholds`, and
     /// resolves to that element.
-    pub fn get(&self, thresholds: ThresholdSet<L>) -> impl Future<Output = L> + Send + '_ {
+    pub fn get(&self, thresholds: ThresholdSet<L>) -> impl Future<Output = L> + Send + '_
+    where
+        E: HasGet,
+    {
         self.raw.get(thresholds)
     }
 
     /// Waits until the state is at or above `threshold`.
-    pub fn get_at_least(&self, threshold: L) -> Result<impl Future<Output = L> + Send + '_, Error> {
+    pub fn get_at_least(&self, threshold: L) -> Result<impl Future<Output = L> + Send + '_, Error>
+    where
+        E: HasGet,
+    {
         self.raw.get_at_least(threshold)
     }
 
     /// Freezes the variable and returns its exact state (quasi-deterministic
     /// sessions only).
-    pub fn freeze(&self, _proof: &Par<'s, QuasiDet>) -> L {
+    pub fn freeze<F: HasFreeze>(&self, _proof: &Par<'s, F>) -> L {
         self.raw.freeze()
     }
 }
 
-impl<'s, L: Lattice + Send + Sync + 'static> Freeze<'s> for LVar<'s, L> {
+impl<'s, L: Lattice + Send + Sync + 'static, E: EffectLevel> Freeze<'s> for LVar<'s, L, E> {
     type Frozen = L;
 
     fn then_freeze(self) -> DeferredFreeze<'s, L> {
@@ -85,13 +107,13 @@ impl<'s, L: Lattice + Send + Sync + 'static> Freeze<'s> for LVar<'s, L> {
 }
 
 /// A single-assignment variable of a session.
-pub struct IVar<'s, T> {
+pub struct IVar<'s, T, E = Det> {
     raw: Arc<RawIVar<T>>,
     session: &'s Session,
-    _brand: Brand<'s>,
+    _brand: Brand<'s, E>,
 }
 
-impl<T> Clone for IVar<'_, T> {
+impl<T, E> Clone for IVar<'_, T, E> {
     fn clone(&self) -> Self {
         Self {
             raw: Arc::clone(&self.raw),
@@ -101,7 +123,7 @@ impl<T> Clone for IVar<'_, T> {
     }
 }
 
-impl<T> std::fmt::Debug for IVar<'_, T> {
+impl<T, E> std::fmt::Debug for IVar<'_, T, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("IVar")
     }
@@ -109,33 +131,51 @@ impl<T> std::fmt::Debug for IVar<'_, T> {
 
 impl<'s, T: PartialEq + Send + Sync + 'static> IVar<'s, T> {
     /// An empty IVar.
-    pub fn new<E: EffectLevel>(p: Par<'s, E>) -> Self {
-        Self {
+    pub fn new<P: EffectLevel>(p: Par<'s, P>) -> IVar<'s, T, P::Data> {
+        IVar {
             raw: Arc::new(RawIVar::new()),
             session: p.session,
+            _brand: PhantomData,
+        }
+    }
+}
+
+impl<'s, T: PartialEq + Send + Sync + 'static, E: EffectLevel> IVar<'s, T, E> {
+    /// The same variable with a narrower effect signature, to hand to code
+    /// that should be able to do less (see [`effects`](crate::effects)).
+    pub fn restrict<E2: Within<E>>(&self) -> IVar<'s, T, E2> {
+        IVar {
+            raw: Arc::clone(&self.raw),
+            session: self.session,
             _brand: PhantomData,
         }
     }
 
     /// Sets the value; an equal second put is a no-op, a different one is a
     /// `ConflictingPut` that fails the session.
-    pub fn put(&self, value: T) -> Result<(), Error> {
+    pub fn put(&self, value: T) -> Result<(), Error>
+    where
+        E: HasPut,
+    {
         self.raw.put(value).map_err(|e| self.session.fail(e))
     }
 
     /// Waits for the value.
-    pub fn get(&self) -> impl Future<Output = &T> + Send + '_ {
+    pub fn get(&self) -> impl Future<Output = &T> + Send + '_
+    where
+        E: HasGet,
+    {
         self.raw.get()
     }
 
     /// Freezes the IVar and returns its value, if set (quasi-deterministic
     /// sessions only).
-    pub fn freeze(&self, _proof: &Par<'s, QuasiDet>) -> Option<&T> {
+    pub fn freeze<F: HasFreeze>(&self, _proof: &Par<'s, F>) -> Option<&T> {
         self.raw.freeze()
     }
 }
 
-impl<'s, T: PartialEq + Clone + Send + Sync + 'static> Freeze<'s> for IVar<'s, T> {
+impl<'s, T: PartialEq + Clone + Send + Sync + 'static, E: EffectLevel> Freeze<'s> for IVar<'s, T, E> {
     type Frozen = Option<T>;
 
     fn then_freeze(self) -> DeferredFreeze<'s, Option<T>> {
@@ -145,13 +185,13 @@ impl<'s, T: PartialEq + Clone + Send + Sync + 'static> Freeze<'s> for IVar<'s, T
 }
 
 /// A counter that only goes up (the max lattice over `u64`).
-pub struct MaxCounter<'s> {
+pub struct MaxCounter<'s, E = Det> {
     raw: Arc<RawMaxCounter>,
     session: &'s Session,
-    _brand: Brand<'s>,
+    _brand: Brand<'s, E>,
 }
 
-impl Clone for MaxCounter<'_> {
+impl<E> Clone for MaxCounter<'_, E> {
     fn clone(&self) -> Self {
         Self {
             raw: Arc::clone(&self.raw),
@@ -161,7 +201,7 @@ impl Clone for MaxCounter<'_> {
     }
 }
 
-impl std::fmt::Debug for MaxCounter<'_> {
+impl<E> std::fmt::Debug for MaxCounter<'_, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("MaxCounter")
     }
@@ -169,31 +209,49 @@ impl std::fmt::Debug for MaxCounter<'_> {
 
 impl<'s> MaxCounter<'s> {
     /// A counter at 0.
-    pub fn new<E: EffectLevel>(p: Par<'s, E>) -> Self {
-        Self {
+    pub fn new<P: EffectLevel>(p: Par<'s, P>) -> MaxCounter<'s, P::Data> {
+        MaxCounter {
             raw: Arc::new(RawMaxCounter::new()),
             session: p.session,
             _brand: PhantomData,
         }
     }
+}
+
+impl<'s, E: EffectLevel> MaxCounter<'s, E> {
+    /// The same variable with a narrower effect signature, to hand to code
+    /// that should be able to do less (see [`effects`](crate::effects)).
+    pub fn restrict<E2: Within<E>>(&self) -> MaxCounter<'s, E2> {
+        MaxCounter {
+            raw: Arc::clone(&self.raw),
+            session: self.session,
+            _brand: PhantomData,
+        }
+    }
 
     /// Raises the counter to at least `n`.
-    pub fn put(&self, n: u64) -> Result<(), Error> {
+    pub fn put(&self, n: u64) -> Result<(), Error>
+    where
+        E: HasPut,
+    {
         self.raw.put(n).map_err(|e| self.session.fail(e))
     }
 
     /// Waits until the counter is at least `n`.
-    pub fn wait_at_least(&self, n: u64) -> impl Future<Output = ()> + Send + '_ {
+    pub fn wait_at_least(&self, n: u64) -> impl Future<Output = ()> + Send + '_
+    where
+        E: HasGet,
+    {
         self.raw.wait_at_least(n)
     }
 
     /// Freezes and returns the exact value (quasi-deterministic sessions only).
-    pub fn freeze(&self, _proof: &Par<'s, QuasiDet>) -> u64 {
+    pub fn freeze<F: HasFreeze>(&self, _proof: &Par<'s, F>) -> u64 {
         self.raw.freeze()
     }
 }
 
-impl<'s> Freeze<'s> for MaxCounter<'s> {
+impl<'s, E: EffectLevel> Freeze<'s> for MaxCounter<'s, E> {
     type Frozen = u64;
 
     fn then_freeze(self) -> DeferredFreeze<'s, u64> {
@@ -227,13 +285,13 @@ use crate::data::{FrozenPN, RawCounter, RawIStructure, RawPNCounter};
 /// })).unwrap();
 /// assert_eq!(sums, vec![Some(0), Some(1), Some(3), Some(6), Some(10)]);
 /// ```
-pub struct IStructure<'s, T> {
+pub struct IStructure<'s, T, E = Det> {
     raw: Arc<RawIStructure<T>>,
     session: &'s Session,
-    _brand: Brand<'s>,
+    _brand: Brand<'s, E>,
 }
 
-impl<T> Clone for IStructure<'_, T> {
+impl<T, E> Clone for IStructure<'_, T, E> {
     fn clone(&self) -> Self {
         Self {
             raw: Arc::clone(&self.raw),
@@ -243,7 +301,7 @@ impl<T> Clone for IStructure<'_, T> {
     }
 }
 
-impl<T> std::fmt::Debug for IStructure<'_, T> {
+impl<T, E> std::fmt::Debug for IStructure<'_, T, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("IStructure")
     }
@@ -251,10 +309,22 @@ impl<T> std::fmt::Debug for IStructure<'_, T> {
 
 impl<'s, T: PartialEq + Send + Sync + 'static> IStructure<'s, T> {
     /// An IStructure of `len` empty slots.
-    pub fn new<E: EffectLevel>(p: Par<'s, E>, len: usize) -> Self {
-        Self {
+    pub fn new<P: EffectLevel>(p: Par<'s, P>, len: usize) -> IStructure<'s, T, P::Data> {
+        IStructure {
             raw: Arc::new(RawIStructure::new(len)),
             session: p.session,
+            _brand: PhantomData,
+        }
+    }
+}
+
+impl<'s, T: PartialEq + Send + Sync + 'static, E: EffectLevel> IStructure<'s, T, E> {
+    /// The same variable with a narrower effect signature, to hand to code
+    /// that should be able to do less (see [`effects`](crate::effects)).
+    pub fn restrict<E2: Within<E>>(&self) -> IStructure<'s, T, E2> {
+        IStructure {
+            raw: Arc::clone(&self.raw),
+            session: self.session,
             _brand: PhantomData,
         }
     }
@@ -272,25 +342,31 @@ impl<'s, T: PartialEq + Send + Sync + 'static> IStructure<'s, T> {
     /// Sets slot `i`; an equal second put is a no-op. A different value
     /// (`ConflictingPut`) or an index `>= len()` (`OutOfRange`) fails the
     /// session.
-    pub fn put(&self, i: usize, value: T) -> Result<(), Error> {
+    pub fn put(&self, i: usize, value: T) -> Result<(), Error>
+    where
+        E: HasPut,
+    {
         self.raw.put(i, value).map_err(|e| self.session.fail(e))
     }
 
     /// Waits for slot `i`. An index `>= len()` is `OutOfRange` at once; it
     /// is returned to the caller (it is the same in every schedule) and
     /// does not fail the session.
-    pub fn get(&self, i: usize) -> Result<impl Future<Output = &T> + Send + '_, Error> {
+    pub fn get(&self, i: usize) -> Result<impl Future<Output = &T> + Send + '_, Error>
+    where
+        E: HasGet,
+    {
         self.raw.get(i)
     }
 
     /// Freezes every slot and returns the values, `None` for empty slots
     /// (quasi-deterministic sessions only).
-    pub fn freeze(&self, _proof: &Par<'s, QuasiDet>) -> Vec<Option<&T>> {
+    pub fn freeze<F: HasFreeze>(&self, _proof: &Par<'s, F>) -> Vec<Option<&T>> {
         self.raw.freeze()
     }
 }
 
-impl<'s, T: PartialEq + Clone + Send + Sync + 'static> Freeze<'s> for IStructure<'s, T> {
+impl<'s, T: PartialEq + Clone + Send + Sync + 'static, E: EffectLevel> Freeze<'s> for IStructure<'s, T, E> {
     type Frozen = Vec<Option<T>>;
 
     fn then_freeze(self) -> DeferredFreeze<'s, Vec<Option<T>>> {
@@ -320,13 +396,13 @@ impl<'s, T: PartialEq + Clone + Send + Sync + 'static> Freeze<'s> for IStructure
 /// })).unwrap();
 /// assert_eq!(total, 10);
 /// ```
-pub struct Counter<'s> {
+pub struct Counter<'s, E = Det> {
     raw: Arc<RawCounter>,
     session: &'s Session,
-    _brand: Brand<'s>,
+    _brand: Brand<'s, E>,
 }
 
-impl Clone for Counter<'_> {
+impl<E> Clone for Counter<'_, E> {
     fn clone(&self) -> Self {
         Self {
             raw: Arc::clone(&self.raw),
@@ -336,7 +412,7 @@ impl Clone for Counter<'_> {
     }
 }
 
-impl std::fmt::Debug for Counter<'_> {
+impl<E> std::fmt::Debug for Counter<'_, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Counter")
     }
@@ -344,10 +420,22 @@ impl std::fmt::Debug for Counter<'_> {
 
 impl<'s> Counter<'s> {
     /// A counter at 0.
-    pub fn new<E: EffectLevel>(p: Par<'s, E>) -> Self {
-        Self {
+    pub fn new<P: EffectLevel>(p: Par<'s, P>) -> Counter<'s, P::Data> {
+        Counter {
             raw: Arc::new(RawCounter::new()),
             session: p.session,
+            _brand: PhantomData,
+        }
+    }
+}
+
+impl<'s, E: EffectLevel> Counter<'s, E> {
+    /// The same variable with a narrower effect signature, to hand to code
+    /// that should be able to do less (see [`effects`](crate::effects)).
+    pub fn restrict<E2: Within<E>>(&self) -> Counter<'s, E2> {
+        Counter {
+            raw: Arc::clone(&self.raw),
+            session: self.session,
             _brand: PhantomData,
         }
     }
@@ -355,22 +443,28 @@ impl<'s> Counter<'s> {
     /// Adds `n` to the count. Bumping a frozen counter by `n > 0`
     /// (`PutAfterFreeze`) or past [`COUNTER_LIMIT`](crate::data::COUNTER_LIMIT)
     /// (`OutOfRange`) fails the session; bumping by 0 never fails.
-    pub fn bump(&self, n: u64) -> Result<(), Error> {
+    pub fn bump(&self, n: u64) -> Result<(), Error>
+    where
+        E: HasBump,
+    {
         self.raw.bump(n).map_err(|e| self.session.fail(e))
     }
 
     /// Waits until the count is at least `n`.
-    pub fn wait_at_least(&self, n: u64) -> impl Future<Output = ()> + Send + '_ {
+    pub fn wait_at_least(&self, n: u64) -> impl Future<Output = ()> + Send + '_
+    where
+        E: HasGet,
+    {
         self.raw.wait_at_least(n)
     }
 
     /// Freezes and returns the exact count (quasi-deterministic sessions only).
-    pub fn freeze(&self, _proof: &Par<'s, QuasiDet>) -> u64 {
+    pub fn freeze<F: HasFreeze>(&self, _proof: &Par<'s, F>) -> u64 {
         self.raw.freeze()
     }
 }
 
-impl<'s> Freeze<'s> for Counter<'s> {
+impl<'s, E: EffectLevel> Freeze<'s> for Counter<'s, E> {
     type Frozen = u64;
 
     fn then_freeze(self) -> DeferredFreeze<'s, u64> {
@@ -398,13 +492,13 @@ impl<'s> Freeze<'s> for Counter<'s> {
 /// assert_eq!((frozen.increments, frozen.decrements), (10, 3));
 /// assert_eq!(frozen.value(), 7);
 /// ```
-pub struct PNCounter<'s> {
+pub struct PNCounter<'s, E = Det> {
     raw: Arc<RawPNCounter>,
     session: &'s Session,
-    _brand: Brand<'s>,
+    _brand: Brand<'s, E>,
 }
 
-impl Clone for PNCounter<'_> {
+impl<E> Clone for PNCounter<'_, E> {
     fn clone(&self) -> Self {
         Self {
             raw: Arc::clone(&self.raw),
@@ -414,7 +508,7 @@ impl Clone for PNCounter<'_> {
     }
 }
 
-impl std::fmt::Debug for PNCounter<'_> {
+impl<E> std::fmt::Debug for PNCounter<'_, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PNCounter")
     }
@@ -422,44 +516,68 @@ impl std::fmt::Debug for PNCounter<'_> {
 
 impl<'s> PNCounter<'s> {
     /// A counter with no increments and no decrements.
-    pub fn new<E: EffectLevel>(p: Par<'s, E>) -> Self {
-        Self {
+    pub fn new<P: EffectLevel>(p: Par<'s, P>) -> PNCounter<'s, P::Data> {
+        PNCounter {
             raw: Arc::new(RawPNCounter::new()),
             session: p.session,
+            _brand: PhantomData,
+        }
+    }
+}
+
+impl<'s, E: EffectLevel> PNCounter<'s, E> {
+    /// The same variable with a narrower effect signature, to hand to code
+    /// that should be able to do less (see [`effects`](crate::effects)).
+    pub fn restrict<E2: Within<E>>(&self) -> PNCounter<'s, E2> {
+        PNCounter {
+            raw: Arc::clone(&self.raw),
+            session: self.session,
             _brand: PhantomData,
         }
     }
 
     /// Adds `n` to the increments; errors fail the session (as
     /// [`Counter::bump`]).
-    pub fn increment(&self, n: u64) -> Result<(), Error> {
+    pub fn increment(&self, n: u64) -> Result<(), Error>
+    where
+        E: HasBump,
+    {
         self.raw.increment(n).map_err(|e| self.session.fail(e))
     }
 
     /// Adds `n` to the decrements; errors fail the session (as
     /// [`Counter::bump`]).
-    pub fn decrement(&self, n: u64) -> Result<(), Error> {
+    pub fn decrement(&self, n: u64) -> Result<(), Error>
+    where
+        E: HasBump,
+    {
         self.raw.decrement(n).map_err(|e| self.session.fail(e))
     }
 
     /// Waits until the increments sum to at least `n`.
-    pub fn wait_increments_at_least(&self, n: u64) -> impl Future<Output = ()> + Send + '_ {
+    pub fn wait_increments_at_least(&self, n: u64) -> impl Future<Output = ()> + Send + '_
+    where
+        E: HasGet,
+    {
         self.raw.wait_increments_at_least(n)
     }
 
     /// Waits until the decrements sum to at least `n`.
-    pub fn wait_decrements_at_least(&self, n: u64) -> impl Future<Output = ()> + Send + '_ {
+    pub fn wait_decrements_at_least(&self, n: u64) -> impl Future<Output = ()> + Send + '_
+    where
+        E: HasGet,
+    {
         self.raw.wait_decrements_at_least(n)
     }
 
     /// Freezes both sides and returns them (quasi-deterministic sessions
     /// only).
-    pub fn freeze(&self, _proof: &Par<'s, QuasiDet>) -> FrozenPN {
+    pub fn freeze<F: HasFreeze>(&self, _proof: &Par<'s, F>) -> FrozenPN {
         self.raw.freeze()
     }
 }
 
-impl<'s> Freeze<'s> for PNCounter<'s> {
+impl<'s, E: EffectLevel> Freeze<'s> for PNCounter<'s, E> {
     type Frozen = FrozenPN;
 
     fn then_freeze(self) -> DeferredFreeze<'s, FrozenPN> {

@@ -12,15 +12,16 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use super::effects::{Det, EffectLevel, HasFreeze, HasGet, HasPut, Within};
 use super::freeze::{DeferredFreeze, Freeze};
 use super::handlers::HandlerPool;
-use super::session::{EffectLevel, Par, QuasiDet, Session};
+use super::session::{Par, Session};
 use crate::data::{RawIMap, RawISet};
 use crate::error::Error;
 use crate::lattice::Lattice;
 use crate::lvar::RawLVar;
 
-type Brand<'s> = PhantomData<fn(&'s ()) -> &'s ()>;
+type Brand<'s, E> = PhantomData<(fn(&'s ()) -> &'s (), E)>;
 
 /// A grow-only map of a session whose values are lattice states: an insert
 /// joins its value into the key's state; a join that would be top (e.g. two
@@ -48,13 +49,13 @@ type Brand<'s> = PhantomData<fn(&'s ()) -> &'s ()>;
 /// .unwrap();
 /// assert_eq!(cart, BTreeMap::from([(Item::Book, Max::new(1)), (Item::Shoes, Max::new(1))]));
 /// ```
-pub struct IMap<'s, K, L: Lattice> {
+pub struct IMap<'s, K, L: Lattice, E = Det> {
     raw: Arc<RawIMap<K, RawLVar<L>>>,
     session: &'s Session,
-    _brand: Brand<'s>,
+    _brand: Brand<'s, E>,
 }
 
-impl<K, L: Lattice> Clone for IMap<'_, K, L> {
+impl<K, L: Lattice, E> Clone for IMap<'_, K, L, E> {
     fn clone(&self) -> Self {
         Self {
             raw: Arc::clone(&self.raw),
@@ -64,7 +65,7 @@ impl<K, L: Lattice> Clone for IMap<'_, K, L> {
     }
 }
 
-impl<K, L: Lattice> std::fmt::Debug for IMap<'_, K, L> {
+impl<K, L: Lattice, E> std::fmt::Debug for IMap<'_, K, L, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("IMap")
     }
@@ -76,10 +77,26 @@ where
     L: Lattice + Send + Sync + 'static,
 {
     /// An empty map.
-    pub fn new<E: EffectLevel>(p: Par<'s, E>) -> Self {
-        Self {
+    pub fn new<P: EffectLevel>(p: Par<'s, P>) -> IMap<'s, K, L, P::Data> {
+        IMap {
             raw: Arc::new(RawIMap::new()),
             session: p.session,
+            _brand: PhantomData,
+        }
+    }
+}
+
+impl<'s, K, L, E: EffectLevel> IMap<'s, K, L, E>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    L: Lattice + Send + Sync + 'static,
+{
+    /// The same variable with a narrower effect signature, to hand to code
+    /// that should be able to do less (see [`effects`](crate::effects)).
+    pub fn restrict<E2: Within<E>>(&self) -> IMap<'s, K, L, E2> {
+        IMap {
+            raw: Arc::clone(&self.raw),
+            session: self.session,
             _brand: PhantomData,
         }
     }
@@ -88,37 +105,46 @@ where
     /// and fails the session, with `ConflictingPut` if the join would be
     /// top, or `PutAfterFreeze` if the map is frozen and the insert would
     /// change it.
-    pub fn insert(&self, key: K, value: L) -> Result<(), Error> {
+    pub fn insert(&self, key: K, value: L) -> Result<(), Error>
+    where
+        E: HasPut,
+    {
         self.raw.insert(key, value).map_err(|e| self.session.fail(e))
     }
 
     /// Waits until `key`'s state is at or above `threshold` and resolves
     /// to `threshold`. An invalid (top) threshold fails the session at once.
-    pub fn wait_key_at_least(&self, key: K, threshold: L) -> Result<impl Future<Output = L> + Send + '_, Error> {
+    pub fn wait_key_at_least(&self, key: K, threshold: L) -> Result<impl Future<Output = L> + Send + '_, Error>
+    where
+        E: HasGet,
+    {
         self.raw
             .wait_key_at_least(key, threshold)
             .map_err(|e| self.session.fail(e))
     }
 
     /// Waits until the map has at least `n` keys.
-    pub fn wait_size(&self, n: usize) -> impl Future<Output = ()> + Send + '_ {
+    pub fn wait_size(&self, n: usize) -> impl Future<Output = ()> + Send + '_
+    where
+        E: HasGet,
+    {
         self.raw.wait_size(n)
     }
 }
 
-impl<'s, K, L> IMap<'s, K, L>
+impl<'s, K, L, E: EffectLevel> IMap<'s, K, L, E>
 where
     K: Hash + Eq + Ord + Clone + Send + Sync + 'static,
     L: Lattice + Send + Sync + 'static,
 {
     /// Freezes the map (keys and states) and returns its entries sorted by
     /// key (quasi-deterministic sessions only).
-    pub fn freeze(&self, _proof: &Par<'s, QuasiDet>) -> Vec<(K, L)> {
+    pub fn freeze<F: HasFreeze>(&self, _proof: &Par<'s, F>) -> Vec<(K, L)> {
         self.raw.freeze_sorted_with(RawLVar::freeze)
     }
 }
 
-impl<'s, K, L> IMap<'s, K, L>
+impl<'s, K, L, E: EffectLevel> IMap<'s, K, L, E>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     L: Lattice + Send + Sync + 'static,
@@ -152,6 +178,7 @@ where
     /// ```
     pub fn add_handler<F, Fut>(&self, pool: &HandlerPool<'s>, callback: F) -> Result<(), Error>
     where
+        E: HasGet,
         F: Fn(K) -> Fut + Send + Sync + 's,
         Fut: Future<Output = ()> + Send + 's,
     {
@@ -159,7 +186,7 @@ where
     }
 }
 
-impl<'s, K, L> Freeze<'s> for IMap<'s, K, L>
+impl<'s, K, L, E: EffectLevel> Freeze<'s> for IMap<'s, K, L, E>
 where
     K: Hash + Eq + Ord + Clone + Send + Sync + 'static,
     L: Lattice + Send + Sync + 'static,
@@ -192,13 +219,13 @@ where
 /// .unwrap();
 /// assert_eq!(graph, BTreeMap::from([(1, vec![2, 3]), (2, vec![3]), (3, vec![1])]));
 /// ```
-pub struct IMapOfSets<'s, K, T> {
+pub struct IMapOfSets<'s, K, T, E = Det> {
     raw: Arc<RawIMap<K, RawISet<T>>>,
     session: &'s Session,
-    _brand: Brand<'s>,
+    _brand: Brand<'s, E>,
 }
 
-impl<K, T> Clone for IMapOfSets<'_, K, T> {
+impl<K, T, E> Clone for IMapOfSets<'_, K, T, E> {
     fn clone(&self) -> Self {
         Self {
             raw: Arc::clone(&self.raw),
@@ -208,7 +235,7 @@ impl<K, T> Clone for IMapOfSets<'_, K, T> {
     }
 }
 
-impl<K, T> std::fmt::Debug for IMapOfSets<'_, K, T> {
+impl<K, T, E> std::fmt::Debug for IMapOfSets<'_, K, T, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("IMapOfSets")
     }
@@ -220,10 +247,26 @@ where
     T: Hash + Eq + Send + Sync + 'static,
 {
     /// An empty map.
-    pub fn new<E: EffectLevel>(p: Par<'s, E>) -> Self {
-        Self {
+    pub fn new<P: EffectLevel>(p: Par<'s, P>) -> IMapOfSets<'s, K, T, P::Data> {
+        IMapOfSets {
             raw: Arc::new(RawIMap::new()),
             session: p.session,
+            _brand: PhantomData,
+        }
+    }
+}
+
+impl<'s, K, T, E: EffectLevel> IMapOfSets<'s, K, T, E>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    T: Hash + Eq + Send + Sync + 'static,
+{
+    /// The same variable with a narrower effect signature, to hand to code
+    /// that should be able to do less (see [`effects`](crate::effects)).
+    pub fn restrict<E2: Within<E>>(&self) -> IMapOfSets<'s, K, T, E2> {
+        IMapOfSets {
+            raw: Arc::clone(&self.raw),
+            session: self.session,
             _brand: PhantomData,
         }
     }
@@ -231,7 +274,10 @@ where
     /// Inserts `x` into `key`'s set (an empty set if the key is new).
     /// Fails, and fails the session, with `PutAfterFreeze` if the map (or
     /// that set) is frozen and the insert would change it.
-    pub fn insert(&self, key: K, x: T) -> Result<(), Error> {
+    pub fn insert(&self, key: K, x: T) -> Result<(), Error>
+    where
+        E: HasPut,
+    {
         self.raw
             .get_or_init(key)
             .and_then(|set| set.insert(x))
@@ -240,30 +286,36 @@ where
     }
 
     /// Waits until `x` is in `key`'s set.
-    pub fn wait_contains(&self, key: K, x: T) -> impl Future<Output = ()> + Send + '_ {
+    pub fn wait_contains(&self, key: K, x: T) -> impl Future<Output = ()> + Send + '_
+    where
+        E: HasGet,
+    {
         let set = self.raw.wait_key(key);
         async move { set.await.wait_contains(x).await }
     }
 
     /// Waits until the map has at least `n` keys.
-    pub fn wait_size(&self, n: usize) -> impl Future<Output = ()> + Send + '_ {
+    pub fn wait_size(&self, n: usize) -> impl Future<Output = ()> + Send + '_
+    where
+        E: HasGet,
+    {
         self.raw.wait_size(n)
     }
 }
 
-impl<'s, K, T> IMapOfSets<'s, K, T>
+impl<'s, K, T, E: EffectLevel> IMapOfSets<'s, K, T, E>
 where
     K: Hash + Eq + Ord + Clone + Send + Sync + 'static,
     T: Hash + Eq + Ord + Clone + Send + Sync + 'static,
 {
     /// Freezes the map and every set, and returns the entries sorted by key
     /// with sorted sets (quasi-deterministic sessions only).
-    pub fn freeze(&self, _proof: &Par<'s, QuasiDet>) -> Vec<(K, Vec<T>)> {
+    pub fn freeze<F: HasFreeze>(&self, _proof: &Par<'s, F>) -> Vec<(K, Vec<T>)> {
         self.raw.freeze_sorted_with(RawISet::freeze_sorted)
     }
 }
 
-impl<'s, K, T> IMapOfSets<'s, K, T>
+impl<'s, K, T, E: EffectLevel> IMapOfSets<'s, K, T, E>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     T: Hash + Eq + Send + Sync + 'static,
@@ -273,6 +325,7 @@ where
     /// [`IMap::add_handler`]).
     pub fn add_handler<F, Fut>(&self, pool: &HandlerPool<'s>, callback: F) -> Result<(), Error>
     where
+        E: HasGet,
         F: Fn(K) -> Fut + Send + Sync + 's,
         Fut: Future<Output = ()> + Send + 's,
     {
@@ -280,7 +333,7 @@ where
     }
 }
 
-impl<'s, K, T> Freeze<'s> for IMapOfSets<'s, K, T>
+impl<'s, K, T, E: EffectLevel> Freeze<'s> for IMapOfSets<'s, K, T, E>
 where
     K: Hash + Eq + Ord + Clone + Send + Sync + 'static,
     T: Hash + Eq + Ord + Clone + Send + Sync + 'static,

@@ -51,7 +51,8 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::session::{EffectLevel, Par, Session};
+use super::effects::{HasGet, HasPut};
+use super::session::{Par, Session};
 use crate::data::{RawIMap, RawIVar};
 use crate::error::Error;
 use crate::sched::task;
@@ -164,9 +165,12 @@ where
     ///
     /// `f` itself runs on the task that first gets the key (it only has to
     /// build the future); the future runs as a new task of the session.
+    ///
+    /// A memo table both reads (gets wait for values) and writes (a get of
+    /// a missing key computes and stores it), so it needs both effects.
     pub fn new<E, F, Fut>(p: Par<'s, E>, f: F) -> Self
     where
-        E: EffectLevel,
+        E: HasPut + HasGet,
         F: Fn(Memo<'s, K, V>, K) -> Fut + Send + Sync + 's,
         Fut: Future<Output = V> + Send + 's,
     {

@@ -44,6 +44,7 @@
 //! ```
 
 pub mod derived;
+pub mod effects;
 mod freeze;
 pub(crate) mod handlers;
 mod handles;
@@ -53,10 +54,11 @@ mod session;
 mod set_handle;
 
 pub use derived::{AddRemoveSet, FrozenAddRemove};
+pub use effects::{Det, EffectLevel, FullEffects, QuasiDet};
 pub use freeze::{DeferredFreeze, Freeze};
 pub use handlers::{freeze_set_after, HandlerPool};
 pub use handles::{Counter, IStructure, IVar, LVar, MaxCounter, PNCounter};
 pub use imap_handle::{IMap, IMapOfSets};
 pub use memo::Memo;
-pub use session::{run_par, run_par_quasi_det, run_par_then_freeze, Det, EffectLevel, Par, ParFuture, QuasiDet};
+pub use session::{run_par, run_par_io, run_par_quasi_det, run_par_then_freeze, Par, ParFuture};
 pub use set_handle::ISet;

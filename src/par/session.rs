@@ -6,6 +6,7 @@ use std::panic;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use super::effects::{Det, EffectLevel, FullEffects, HasIO, QuasiDet, Within};
 use super::freeze::{DeferredFreeze, Erased};
 use crate::error::Error;
 use crate::sched::group::{GroupEnd, TaskGroup};
@@ -16,25 +17,6 @@ use crate::sync::{lock, Mutex};
 /// The future a session body returns: boxed, so that its type may mention
 /// the session's lifetime brand `'s` (write `Box::pin(async move { .. })`).
 pub type ParFuture<'s, R> = Pin<Box<dyn Future<Output = R> + Send + 's>>;
-
-/// Effect level of a deterministic session: put and get, no freeze.
-#[derive(Debug, Clone, Copy)]
-pub struct Det;
-
-/// Effect level of a quasi-deterministic session: may also freeze.
-#[derive(Debug, Clone, Copy)]
-pub struct QuasiDet;
-
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for super::Det {}
-    impl Sealed for super::QuasiDet {}
-}
-
-/// The effect levels a session handle can have ([`Det`] or [`QuasiDet`]).
-pub trait EffectLevel: sealed::Sealed + Copy + Send + Sync + 'static {}
-impl EffectLevel for Det {}
-impl EffectLevel for QuasiDet {}
 
 /// Shared state of one running session.
 pub(crate) struct Session {
@@ -60,8 +42,11 @@ impl Session {
 /// `'s` brands the session: LVars made with this handle carry it, and the
 /// runners accept only bodies that work for *every* `'s`, so nothing
 /// branded can escape the session except through
-/// [`run_par_then_freeze`]'s frozen values. `E` is the effect level: only
-/// a [`QuasiDet`] handle can freeze.
+/// [`run_par_then_freeze`]'s frozen values. `E` is the effect signature
+/// (see [`effects`](crate::effects)): only a handle with
+/// [`HasFreeze`](crate::effects::HasFreeze) can freeze, only one with
+/// [`HasIO`] can do I/O, and variables made with it get its put, get and
+/// bump effects.
 pub struct Par<'s, E: EffectLevel = Det> {
     pub(crate) session: &'s Session,
     _brand: PhantomData<fn(&'s ()) -> &'s ()>,
@@ -82,6 +67,48 @@ impl<E: EffectLevel> std::fmt::Debug for Par<'_, E> {
 }
 
 impl<'s, E: EffectLevel> Par<'s, E> {
+    /// The same session handle with a narrower effect signature, to pass to
+    /// code that should be able to do less. Widening does not compile.
+    ///
+    /// ```
+    /// use lvars::effects::{HasGet, ReadOnly};
+    /// use lvars::Par;
+    ///
+    /// fn only_reads<E: HasGet>(_p: Par<'_, E>) {}
+    ///
+    /// let r = lvars::run_par(|p| Box::pin(async move { only_reads(p.restrict::<ReadOnly>()) }));
+    /// assert_eq!(r, Ok(()));
+    /// ```
+    pub fn restrict<E2: Within<E>>(self) -> Par<'s, E2> {
+        Par {
+            session: self.session,
+            _brand: PhantomData,
+            _level: PhantomData,
+        }
+    }
+
+    /// The session handle with the put, get and bump effects, for variables
+    /// the crate makes on the caller's behalf after checking the effects it
+    /// needs (e.g. the result of a derived set, which the caller may put
+    /// into anyway).
+    pub(crate) fn grant_data(self) -> Par<'s, Det> {
+        Par {
+            session: self.session,
+            _brand: PhantomData,
+            _level: PhantomData,
+        }
+    }
+
+    /// Runs `f`, an arbitrary side effect (printing, files, clocks). Only
+    /// sessions run by [`run_par_io`] allow it: the result of such a
+    /// session may depend on the outside world.
+    pub fn io<R>(self, f: impl FnOnce() -> R) -> R
+    where
+        E: HasIO,
+    {
+        f()
+    }
+
     /// Forks `future` as a parallel task of this session and returns a
     /// handle to await its output. The session does not end until every
     /// forked task has finished, awaited or not.
@@ -195,6 +222,28 @@ where
     run_session(pool::current_registry(), body, |r| r)
 }
 
+/// Runs a session that may use every effect: put, get, bump, freeze and
+/// I/O through [`Par::io`]. Nothing about its result is guaranteed to be
+/// deterministic; it is LVish's `runParIO`, for programs that mix LVars
+/// with the outside world. Errors, panics and deadlocks are reported as by
+/// [`run_par`].
+///
+/// ```
+/// let r = lvars::run_par_io(|p| Box::pin(async move {
+///     let seen = lvars::IVar::new(p);
+///     seen.put(p.io(|| std::env::args().count() > 0)).unwrap();
+///     *seen.get().await
+/// }));
+/// assert_eq!(r, Ok(true));
+/// ```
+pub fn run_par_io<R, F>(body: F) -> Result<R, Error>
+where
+    R: Send,
+    F: for<'s> FnOnce(Par<'s, FullEffects>) -> ParFuture<'s, R>,
+{
+    run_session(pool::current_registry(), body, |r| r)
+}
+
 /// Runs a deterministic session, waits for every task it forked, then
 /// freezes the LVars the body returned (through
 /// [`Freeze::then_freeze`](super::Freeze::then_freeze)) and returns their
@@ -253,6 +302,15 @@ impl ThreadPool {
     where
         R: Send,
         F: for<'s> FnOnce(Par<'s, QuasiDet>) -> ParFuture<'s, R>,
+    {
+        run_session(Arc::clone(self.registry()), body, |r| r)
+    }
+
+    /// [`run_par_io`] on this pool.
+    pub fn run_par_io<R, F>(&self, body: F) -> Result<R, Error>
+    where
+        R: Send,
+        F: for<'s> FnOnce(Par<'s, FullEffects>) -> ParFuture<'s, R>,
     {
         run_session(Arc::clone(self.registry()), body, |r| r)
     }

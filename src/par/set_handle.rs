@@ -3,10 +3,13 @@
 use std::future::Future;
 use std::hash::Hash;
 use std::marker::PhantomData;
+
+type Brand<'s, E> = PhantomData<(fn(&'s ()) -> &'s (), E)>;
 use std::sync::Arc;
 
+use super::effects::{Det, EffectLevel, HasFreeze, HasGet, HasPut, Within};
 use super::freeze::{DeferredFreeze, Freeze};
-use super::session::{EffectLevel, Par, QuasiDet, Session};
+use super::session::{Par, Session};
 use crate::data::RawISet;
 use crate::error::Error;
 
@@ -30,13 +33,13 @@ use crate::error::Error;
 /// .unwrap();
 /// assert_eq!(frozen, vec![0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
 /// ```
-pub struct ISet<'s, T> {
+pub struct ISet<'s, T, E = Det> {
     raw: Arc<RawISet<T>>,
     session: &'s Session,
-    _brand: PhantomData<fn(&'s ()) -> &'s ()>,
+    _brand: Brand<'s, E>,
 }
 
-impl<T> Clone for ISet<'_, T> {
+impl<T, E> Clone for ISet<'_, T, E> {
     fn clone(&self) -> Self {
         Self {
             raw: Arc::clone(&self.raw),
@@ -46,7 +49,7 @@ impl<T> Clone for ISet<'_, T> {
     }
 }
 
-impl<T> std::fmt::Debug for ISet<'_, T> {
+impl<T, E> std::fmt::Debug for ISet<'_, T, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ISet")
     }
@@ -54,36 +57,56 @@ impl<T> std::fmt::Debug for ISet<'_, T> {
 
 impl<'s, T: Hash + Eq + Send + Sync + 'static> ISet<'s, T> {
     /// An empty set.
-    pub fn new<E: EffectLevel>(p: Par<'s, E>) -> Self {
-        Self {
+    pub fn new<P: EffectLevel>(p: Par<'s, P>) -> ISet<'s, T, P::Data> {
+        ISet {
             raw: Arc::new(RawISet::new()),
             session: p.session,
             _brand: PhantomData,
         }
     }
-
     /// An empty set with room for `n` elements before its first resize.
-    pub fn with_capacity<E: EffectLevel>(p: Par<'s, E>, n: usize) -> Self {
-        Self {
+    pub fn with_capacity<P: EffectLevel>(p: Par<'s, P>, n: usize) -> ISet<'s, T, P::Data> {
+        ISet {
             raw: Arc::new(RawISet::with_capacity(n)),
             session: p.session,
+            _brand: PhantomData,
+        }
+    }
+}
+
+impl<'s, T: Hash + Eq + Send + Sync + 'static, E: EffectLevel> ISet<'s, T, E> {
+    /// The same variable with a narrower effect signature, to hand to code
+    /// that should be able to do less (see [`effects`](crate::effects)).
+    pub fn restrict<E2: Within<E>>(&self) -> ISet<'s, T, E2> {
+        ISet {
+            raw: Arc::clone(&self.raw),
+            session: self.session,
             _brand: PhantomData,
         }
     }
 
     /// Inserts `x` (inserting an element already present is a no-op).
     /// Fails, and fails the session, if the set is frozen and `x` is new.
-    pub fn insert(&self, x: T) -> Result<(), Error> {
+    pub fn insert(&self, x: T) -> Result<(), Error>
+    where
+        E: HasPut,
+    {
         self.raw.insert(x).map(drop).map_err(|e| self.session.fail(e))
     }
 
     /// Waits until `x` is in the set.
-    pub fn wait_contains(&self, x: T) -> impl Future<Output = ()> + Send + '_ {
+    pub fn wait_contains(&self, x: T) -> impl Future<Output = ()> + Send + '_
+    where
+        E: HasGet,
+    {
         self.raw.wait_contains(x)
     }
 
     /// Waits until the set has at least `n` elements.
-    pub fn wait_size(&self, n: usize) -> impl Future<Output = ()> + Send + '_ {
+    pub fn wait_size(&self, n: usize) -> impl Future<Output = ()> + Send + '_
+    where
+        E: HasGet,
+    {
         self.raw.wait_size(n)
     }
 
@@ -92,15 +115,15 @@ impl<'s, T: Hash + Eq + Send + Sync + 'static> ISet<'s, T> {
     }
 }
 
-impl<'s, T: Hash + Eq + Ord + Clone + Send + Sync + 'static> ISet<'s, T> {
+impl<'s, T: Hash + Eq + Ord + Clone + Send + Sync + 'static, E: EffectLevel> ISet<'s, T, E> {
     /// Freezes the set and returns its elements in sorted order
     /// (quasi-deterministic sessions only).
-    pub fn freeze(&self, _proof: &Par<'s, QuasiDet>) -> Vec<T> {
+    pub fn freeze<F: HasFreeze>(&self, _proof: &Par<'s, F>) -> Vec<T> {
         self.raw.freeze_sorted()
     }
 }
 
-impl<'s, T: Hash + Eq + Ord + Clone + Send + Sync + 'static> Freeze<'s> for ISet<'s, T> {
+impl<'s, T: Hash + Eq + Ord + Clone + Send + Sync + 'static, E: EffectLevel> Freeze<'s> for ISet<'s, T, E> {
     /// The elements, sorted.
     type Frozen = Vec<T>;
 
