@@ -456,3 +456,37 @@ fn drop_frees_every_element_once() {
     }
     assert_eq!(live.load(SeqCst), 0);
 }
+
+/// `extend` from racing threads: each element counted new exactly once in
+/// total, every element present, resizes included; and it stops at the
+/// first new element after a freeze.
+#[test]
+fn racing_extends_count_each_element_once() {
+    for _ in 0..20 {
+        let set = Arc::new(RawISet::with_capacity(0));
+        let barrier = Arc::new(Barrier::new(2));
+        let new: usize = thread::scope(|s| {
+            let hs: Vec<_> = (0..2u64)
+                .map(|t| {
+                    let (set, barrier) = (set.clone(), barrier.clone());
+                    s.spawn(move || {
+                        barrier.wait();
+                        set.extend((t * 5_000..t * 5_000 + 10_000).chain(0..100)).unwrap()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(new, 15_000);
+        assert_eq!(set.freeze_sorted(), (0..15_000).collect::<Vec<u64>>());
+    }
+    let set = RawISet::new();
+    set.extend([1u8, 2]).unwrap();
+    set.freeze_sorted();
+    assert_eq!(set.extend([2, 1]), Ok(0), "known elements are fine after a freeze");
+    assert!(matches!(
+        set.extend([1, 3, 4]),
+        Err(lvars::Error::PutAfterFreeze { .. })
+    ));
+    assert!(!set.contains(&4), "extend stops at the first error");
+}

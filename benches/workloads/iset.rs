@@ -17,9 +17,10 @@ use std::sync::{Arc, Mutex};
 use lvars::data::RawISet;
 
 /// Every structure, in the order they are run.
-pub const VARIANTS: [&str; 7] = [
+pub const VARIANTS: [&str; 8] = [
     "lvars",
     "lvars_cap",
+    "lvars_extend",
     "lvars_ahash",
     "dashmap",
     "mutex_hashset",
@@ -100,6 +101,13 @@ pub fn setup(variant: &str, threads: usize, keys: Arc<[u64]>, distinct: usize) -
         "lvars_cap" => run!(
             || RawISet::with_capacity(distinct),
             |s, k| s.insert(k).unwrap(),
+            RawISet::len
+        ),
+        "lvars_extend" => run!(
+            @slices RawISet::new,
+            |s: &RawISet<u64>, ks| {
+                black_box(s.extend(ks.iter().map(|&k| black_box(k))).unwrap());
+            },
             RawISet::len
         ),
         "lvars_ahash" => run!(

@@ -324,6 +324,46 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
         let hash = self.hasher.hash_one(&value);
         // The home slot's cache miss overlaps with pinning and set-up.
         self.hint.prefetch(hash);
+        self.insert_hashed(value, hash)
+    }
+
+    /// Inserts every element of `values`; returns how many were new.
+    /// Stops at the first error (`PutAfterFreeze`: the set is frozen and an
+    /// element is new); the elements before it are in the set.
+    ///
+    /// Faster than inserting one by one when the set is larger than the
+    /// cache: elements are hashed a batch at a time and every home slot of
+    /// the batch is prefetched before the first insert, so the cache misses
+    /// of a batch overlap instead of following each other.
+    ///
+    /// ```
+    /// use lvars::data::RawISet;
+    ///
+    /// let s = RawISet::new();
+    /// assert_eq!(s.extend([3, 1, 3, 2]), Ok(3));
+    /// assert_eq!(s.len(), 3);
+    /// ```
+    pub fn extend(&self, values: impl IntoIterator<Item = T>) -> Result<usize, Error> {
+        const BATCH: usize = 16;
+        let mut values = values.into_iter();
+        let mut batch: Vec<(u64, T)> = Vec::with_capacity(BATCH);
+        let mut new = 0;
+        loop {
+            batch.extend(values.by_ref().take(BATCH).map(|v| (self.hasher.hash_one(&v), v)));
+            if batch.is_empty() {
+                return Ok(new);
+            }
+            for (hash, _) in &batch {
+                self.hint.prefetch(*hash);
+            }
+            for (hash, value) in batch.drain(..) {
+                new += usize::from(self.insert_hashed(value, hash)?);
+            }
+        }
+    }
+
+    /// `insert` after hashing (and prefetching).
+    fn insert_hashed(&self, value: T, hash: u64) -> Result<bool, Error> {
         let stripe = thread_stripe();
         let mut new = NewEntry::new(hash, value, &self.arena, stripe);
         let entry = {
