@@ -107,9 +107,9 @@ impl Waitable for &PoolState {
 
 /// Decrements `pending` when the callback ends, however it ends (finished,
 /// cancelled with its session, or panicked).
-struct Finish(Arc<PoolState>);
+struct Finish<'s>(&'s PoolState);
 
-impl Drop for Finish {
+impl Drop for Finish<'_> {
     fn drop(&mut self) {
         self.0.finish();
     }
@@ -143,7 +143,9 @@ impl Drop for Finish {
 /// assert_eq!(reached, vec![1, 2, 3, 4, 6, 8, 9, 12, 16, 18, 24, 27, 32, 36, 48, 54, 64, 72, 81, 96]);
 /// ```
 pub struct HandlerPool<'s> {
-    state: Arc<PoolState>,
+    /// Kept by the session: callbacks borrow it instead of counting
+    /// references to it.
+    state: &'s PoolState,
     session: &'s Session,
     _brand: PhantomData<fn(&'s ()) -> &'s ()>,
 }
@@ -157,7 +159,7 @@ impl std::fmt::Debug for HandlerPool<'_> {
 impl Clone for HandlerPool<'_> {
     fn clone(&self) -> Self {
         Self {
-            state: Arc::clone(&self.state),
+            state: self.state,
             session: self.session,
             _brand: PhantomData,
         }
@@ -166,7 +168,7 @@ impl Clone for HandlerPool<'_> {
 
 /// The listener that turns each delivered element into a callback task.
 struct Handler<'s, F> {
-    state: Arc<PoolState>,
+    state: &'s PoolState,
     session: &'s Session,
     callback: F,
 }
@@ -179,7 +181,7 @@ impl<'s, F> Handler<'s, F> {
         Fut: Future<Output = ()> + Send + 's,
     {
         self.state.start();
-        let finish = Finish(Arc::clone(&self.state));
+        let finish = Finish(self.state);
         let work = (self.callback)(value);
         // SAFETY: the session outlives its tasks (its runner waits for them
         // or cancels them), and listeners are only called by inserts, which
@@ -221,7 +223,7 @@ impl<'s> HandlerPool<'s> {
     /// An empty pool.
     pub fn new<E: EffectLevel>(p: Par<'s, E>) -> Self {
         Self {
-            state: Arc::new(PoolState::new()),
+            state: p.session.keep(PoolState::new()),
             session: p.session,
             _brand: PhantomData,
         }
@@ -239,7 +241,7 @@ impl<'s> HandlerPool<'s> {
         Fut: Future<Output = ()> + Send + 's,
     {
         let handler: Arc<dyn Listener<T> + 's> = Arc::new(Handler {
-            state: Arc::clone(&self.state),
+            state: self.state,
             session: self.session,
             callback,
         });
@@ -263,7 +265,7 @@ impl<'s> HandlerPool<'s> {
         Fut: Future<Output = ()> + Send + 's,
     {
         let handler: Arc<dyn EntryListener<K, V> + 's> = Arc::new(Handler {
-            state: Arc::clone(&self.state),
+            state: self.state,
             session: self.session,
             callback,
         });

@@ -20,11 +20,30 @@ pub type ParFuture<'s, R> = Pin<Box<dyn Future<Output = R> + Send + 's>>;
 
 /// Shared state of one running session.
 pub(crate) struct Session {
+    /// Session-lifetime state that handles borrow instead of counting
+    /// references (see [`Session::keep`]). Declared first, so dropped
+    /// first: nothing in it refers to the group.
+    kept: Mutex<Vec<Box<dyn Send + Sync>>>,
     pub(crate) group: TaskGroup,
     error: Mutex<Option<Error>>,
 }
 
 impl Session {
+    /// Moves `x` into the session and lends it out for the session's whole
+    /// lifetime, so that handles and tasks can share it by reference
+    /// instead of cloning an `Arc` (a contended read-modify-write each).
+    /// For state without user callbacks or borrowed data (`'static`):
+    /// it is dropped with the session, after every task.
+    pub(crate) fn keep<X: Send + Sync + 'static>(&self, x: X) -> &X {
+        let boxed = Box::new(x);
+        let ptr: *const X = &*boxed;
+        lock(&self.kept).push(boxed);
+        // SAFETY: the box's contents never move and are only dropped with
+        // the session (`kept` is never shrunk), and the reference cannot
+        // outlive `&self`.
+        unsafe { &*ptr }
+    }
+
     /// Records a failure (the first one wins) and stops the session.
     pub(crate) fn fail(&self, e: Error) -> Error {
         let mut slot = lock(&self.error);
@@ -137,6 +156,7 @@ where
     R: Send,
 {
     let session = Session {
+        kept: Mutex::new(Vec::new()),
         group: TaskGroup::new(registry),
         error: Mutex::new(None),
     };
