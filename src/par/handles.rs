@@ -13,6 +13,7 @@ use crate::data::{RawIVar, RawMaxCounter};
 use crate::error::Error;
 use crate::lattice::Lattice;
 use crate::lvar::{RawLVar, ThresholdSet};
+use crate::sched::chaos;
 
 type Brand<'s, E> = PhantomData<(fn(&'s ()) -> &'s (), E)>;
 
@@ -70,7 +71,7 @@ impl<'s, L: Lattice + Send + Sync + 'static, E: EffectLevel> LVar<'s, L, E> {
     where
         E: HasPut,
     {
-        self.raw.put(&value).map_err(|e| self.session.fail(e))
+        chaos::put(|| self.raw.put(&value)).map_err(|e| self.session.fail(e))
     }
 
     /// Waits until the state reaches an element of `thresholds`, and
@@ -79,7 +80,7 @@ impl<'s, L: Lattice + Send + Sync + 'static, E: EffectLevel> LVar<'s, L, E> {
     where
         E: HasGet,
     {
-        self.raw.get(thresholds)
+        chaos::get(self.raw.get(thresholds))
     }
 
     /// Waits until the state is at or above `threshold`.
@@ -87,7 +88,7 @@ impl<'s, L: Lattice + Send + Sync + 'static, E: EffectLevel> LVar<'s, L, E> {
     where
         E: HasGet,
     {
-        self.raw.get_at_least(threshold)
+        self.raw.get_at_least(threshold).map(chaos::get)
     }
 
     /// Freezes the variable and returns its exact state (quasi-deterministic
@@ -157,7 +158,7 @@ impl<'s, T: PartialEq + Send + Sync + 'static, E: EffectLevel> IVar<'s, T, E> {
     where
         E: HasPut,
     {
-        self.raw.put(value).map_err(|e| self.session.fail(e))
+        chaos::put(|| self.raw.put(value)).map_err(|e| self.session.fail(e))
     }
 
     /// Waits for the value.
@@ -165,7 +166,7 @@ impl<'s, T: PartialEq + Send + Sync + 'static, E: EffectLevel> IVar<'s, T, E> {
     where
         E: HasGet,
     {
-        self.raw.get()
+        chaos::get(self.raw.get())
     }
 
     /// Freezes the IVar and returns its value, if set (quasi-deterministic
@@ -234,7 +235,7 @@ impl<'s, E: EffectLevel> MaxCounter<'s, E> {
     where
         E: HasPut,
     {
-        self.raw.put(n).map_err(|e| self.session.fail(e))
+        chaos::put(|| self.raw.put(n)).map_err(|e| self.session.fail(e))
     }
 
     /// Waits until the counter is at least `n`.
@@ -242,7 +243,7 @@ impl<'s, E: EffectLevel> MaxCounter<'s, E> {
     where
         E: HasGet,
     {
-        self.raw.wait_at_least(n)
+        chaos::get(self.raw.wait_at_least(n))
     }
 
     /// Freezes and returns the exact value (quasi-deterministic sessions only).
@@ -346,7 +347,7 @@ impl<'s, T: PartialEq + Send + Sync + 'static, E: EffectLevel> IStructure<'s, T,
     where
         E: HasPut,
     {
-        self.raw.put(i, value).map_err(|e| self.session.fail(e))
+        chaos::put(|| self.raw.put(i, value)).map_err(|e| self.session.fail(e))
     }
 
     /// Waits for slot `i`. An index `>= len()` is `OutOfRange` at once; it
@@ -356,7 +357,7 @@ impl<'s, T: PartialEq + Send + Sync + 'static, E: EffectLevel> IStructure<'s, T,
     where
         E: HasGet,
     {
-        self.raw.get(i)
+        self.raw.get(i).map(chaos::get)
     }
 
     /// Freezes every slot and returns the values, `None` for empty slots
@@ -447,7 +448,7 @@ impl<'s, E: EffectLevel> Counter<'s, E> {
     where
         E: HasBump,
     {
-        self.raw.bump(n).map_err(|e| self.session.fail(e))
+        chaos::put(|| self.raw.bump(n)).map_err(|e| self.session.fail(e))
     }
 
     /// Waits until the count is at least `n`.
@@ -455,7 +456,7 @@ impl<'s, E: EffectLevel> Counter<'s, E> {
     where
         E: HasGet,
     {
-        self.raw.wait_at_least(n)
+        chaos::get(self.raw.wait_at_least(n))
     }
 
     /// Freezes and returns the exact count (quasi-deterministic sessions only).
@@ -542,7 +543,7 @@ impl<'s, E: EffectLevel> PNCounter<'s, E> {
     where
         E: HasBump,
     {
-        self.raw.increment(n).map_err(|e| self.session.fail(e))
+        chaos::put(|| self.raw.increment(n)).map_err(|e| self.session.fail(e))
     }
 
     /// Adds `n` to the decrements; errors fail the session (as
@@ -551,7 +552,7 @@ impl<'s, E: EffectLevel> PNCounter<'s, E> {
     where
         E: HasBump,
     {
-        self.raw.decrement(n).map_err(|e| self.session.fail(e))
+        chaos::put(|| self.raw.decrement(n)).map_err(|e| self.session.fail(e))
     }
 
     /// Waits until the increments sum to at least `n`.
@@ -559,7 +560,7 @@ impl<'s, E: EffectLevel> PNCounter<'s, E> {
     where
         E: HasGet,
     {
-        self.raw.wait_increments_at_least(n)
+        chaos::get(self.raw.wait_increments_at_least(n))
     }
 
     /// Waits until the decrements sum to at least `n`.
@@ -567,7 +568,7 @@ impl<'s, E: EffectLevel> PNCounter<'s, E> {
     where
         E: HasGet,
     {
-        self.raw.wait_decrements_at_least(n)
+        chaos::get(self.raw.wait_decrements_at_least(n))
     }
 
     /// Freezes both sides and returns them (quasi-deterministic sessions

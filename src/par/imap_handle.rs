@@ -20,6 +20,7 @@ use crate::data::{RawIMap, RawISet};
 use crate::error::Error;
 use crate::lattice::Lattice;
 use crate::lvar::RawLVar;
+use crate::sched::chaos;
 
 type Brand<'s, E> = PhantomData<(fn(&'s ()) -> &'s (), E)>;
 
@@ -109,7 +110,7 @@ where
     where
         E: HasPut,
     {
-        self.raw.insert(key, value).map_err(|e| self.session.fail(e))
+        chaos::put(|| self.raw.insert(key, value)).map_err(|e| self.session.fail(e))
     }
 
     /// Waits until `key`'s state is at or above `threshold` and resolves
@@ -120,6 +121,7 @@ where
     {
         self.raw
             .wait_key_at_least(key, threshold)
+            .map(chaos::get)
             .map_err(|e| self.session.fail(e))
     }
 
@@ -128,7 +130,7 @@ where
     where
         E: HasGet,
     {
-        self.raw.wait_size(n)
+        chaos::get(self.raw.wait_size(n))
     }
 }
 
@@ -278,9 +280,7 @@ where
     where
         E: HasPut,
     {
-        self.raw
-            .get_or_init(key)
-            .and_then(|set| set.insert(x))
+        chaos::put(|| self.raw.get_or_init(key).and_then(|set| set.insert(x)))
             .map(drop)
             .map_err(|e| self.session.fail(e))
     }
@@ -291,7 +291,7 @@ where
         E: HasGet,
     {
         let set = self.raw.wait_key(key);
-        async move { set.await.wait_contains(x).await }
+        chaos::get(async move { set.await.wait_contains(x).await })
     }
 
     /// Waits until the map has at least `n` keys.
@@ -299,7 +299,7 @@ where
     where
         E: HasGet,
     {
-        self.raw.wait_size(n)
+        chaos::get(self.raw.wait_size(n))
     }
 }
 

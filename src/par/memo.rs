@@ -55,7 +55,7 @@ use super::effects::{HasGet, HasPut};
 use super::session::{Par, Session};
 use crate::data::{RawIMap, RawIVar};
 use crate::error::Error;
-use crate::sched::task;
+use crate::sched::{chaos, task};
 use crate::sync::{lock, AtomicBool, Mutex, Ordering::SeqCst};
 
 /// A computed value in a cell. Each cell is put exactly once, so the
@@ -214,7 +214,7 @@ where
             (self.inner.start)(self.without_owner(), key.clone());
         }
         let table = self.clone();
-        async move {
+        chaos::get(async move {
             let cell = table.cell(key.clone());
             if let Some(Computed(v)) = cell.value.try_get() {
                 return v.clone();
@@ -227,7 +227,7 @@ where
                 }
             };
             cell.value.get().await.0.clone()
-        }
+        })
     }
 
     fn cell(&self, key: K) -> &Cell<V> {
@@ -243,7 +243,7 @@ where
     fn finish(&self, key: &K, value: V) {
         let cell = self.inner.cells.get(key).expect("a started key has a cell");
         // Cannot fail: the cell is not frozen and only this task puts.
-        let _ = cell.value.put(Computed(value));
+        let _ = chaos::put(|| cell.value.put(Computed(value)));
     }
 
     fn owned_by(&self, key: K) -> Self {

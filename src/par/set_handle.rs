@@ -12,6 +12,7 @@ use super::freeze::{DeferredFreeze, Freeze};
 use super::session::{Par, Session};
 use crate::data::RawISet;
 use crate::error::Error;
+use crate::sched::chaos;
 
 /// A grow-only set of a session: lock-free inserts, threshold reads
 /// (`wait_contains`, `wait_size`), handlers (see
@@ -91,7 +92,9 @@ impl<'s, T: Hash + Eq + Send + Sync + 'static, E: EffectLevel> ISet<'s, T, E> {
     where
         E: HasPut,
     {
-        self.raw.insert(x).map(drop).map_err(|e| self.session.fail(e))
+        chaos::put(|| self.raw.insert(x))
+            .map(drop)
+            .map_err(|e| self.session.fail(e))
     }
 
     /// Waits until `x` is in the set.
@@ -99,7 +102,7 @@ impl<'s, T: Hash + Eq + Send + Sync + 'static, E: EffectLevel> ISet<'s, T, E> {
     where
         E: HasGet,
     {
-        self.raw.wait_contains(x)
+        chaos::get(self.raw.wait_contains(x))
     }
 
     /// Waits until the set has at least `n` elements.
@@ -107,7 +110,7 @@ impl<'s, T: Hash + Eq + Send + Sync + 'static, E: EffectLevel> ISet<'s, T, E> {
     where
         E: HasGet,
     {
-        self.raw.wait_size(n)
+        chaos::get(self.raw.wait_size(n))
     }
 
     pub(crate) fn raw(&self) -> &RawISet<T> {

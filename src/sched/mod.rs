@@ -8,6 +8,7 @@
 //! worker loop, deadlock detection), `join`, `par_for`, `task` (futures),
 //! `group` (barrier, failure and cancellation of a session's tasks), `pool`.
 
+pub(crate) mod chaos;
 pub(crate) mod group;
 pub(crate) mod job;
 pub(crate) mod join;

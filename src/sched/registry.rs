@@ -43,6 +43,7 @@ use std::sync::Arc;
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use crossbeam_utils::{Backoff, CachePadded};
 
+use super::chaos;
 use super::group::TaskGroup;
 use super::job::JobRef;
 use super::sleep::Sleep;
@@ -116,6 +117,8 @@ impl Registry {
             idle: Mutex::new(IdleState::default()),
         });
         let mut handles = Vec::with_capacity(num_threads);
+        #[cfg(feature = "chaos")]
+        let chaos_seed = chaos::pool_seed();
         for (index, deque) in deques.into_iter().enumerate() {
             let worker_registry = Arc::clone(&registry);
             let mut b = std::thread::Builder::new().name(thread_name(index));
@@ -132,6 +135,13 @@ impl Registry {
                     rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)),
                     current_task: Cell::new(std::ptr::null()),
                 };
+                // Schedule fuzzing: this worker's stream (and so its victim
+                // choices) derive from the pool's seed and its index.
+                #[cfg(feature = "chaos")]
+                {
+                    chaos::init_worker(chaos_seed, index);
+                    worker.rng.set(chaos::next_u64() | 1);
+                }
                 worker.registry.sleep.register_current_thread(index);
                 WORKER.with(|w| w.set(&worker));
                 worker.main_loop();
@@ -276,7 +286,7 @@ impl WorkerThread {
         // SAFETY: only this thread touches `private`, not re-entrantly.
         unsafe { (*self.private.get()).push(job) };
         // SAFETY: points into our registry, which outlives this worker.
-        if unsafe { (*self.hungry).load(Relaxed) } {
+        if unsafe { (*self.hungry).load(Relaxed) } || chaos::publish_eagerly() {
             self.publish_oldest();
         }
     }
@@ -340,8 +350,9 @@ impl WorkerThread {
             let n = self.registry.stealers.len();
             if n > 1 {
                 let start = (self.next_random() % n as u64) as usize;
+                let stride = chaos::victim_stride(n);
                 for k in 0..n {
-                    let victim = (start + k) % n;
+                    let victim = (start + k * stride) % n;
                     if victim == self.index {
                         continue;
                     }
@@ -360,6 +371,15 @@ impl WorkerThread {
 
     #[inline]
     fn find_work(&self) -> Option<JobRef> {
+        // Schedule fuzzing: sometimes take our oldest job (FIFO) instead.
+        // Nothing is drawn while the deque is empty, so how long a worker
+        // idles does not shift its stream.
+        #[cfg(feature = "chaos")]
+        if !self.deque.is_empty() && chaos::take_oldest() {
+            if let Steal::Success(job) = self.registry.stealers[self.index].steal() {
+                return Some(job);
+            }
+        }
         self.deque.pop().or_else(|| self.steal())
     }
 
@@ -384,6 +404,7 @@ impl WorkerThread {
         let backoff = Backoff::new();
         while !cond() {
             if let Some(job) = self.find_work() {
+                chaos::before_job();
                 // SAFETY: every JobRef in our queues is executed exactly once.
                 unsafe { job.execute() };
                 self.publish_all();
