@@ -39,13 +39,13 @@ use std::future::{poll_fn, Future};
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::pin;
 use std::sync::atomic::{AtomicIsize, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 
 use lvars::data::RawIVar;
 use lvars::lattice::{Max, SetUnion};
 use lvars::lvar::RawLVar;
-use lvars::{Error, IVar, LVar, MaxCounter, ThreadPool, ThreadPoolBuilder};
+use lvars::{Error, HandlerPool, ISet, IVar, LVar, MaxCounter, ThreadPool, ThreadPoolBuilder};
 
 // ---------------------------------------------------------------------------
 // The counting allocator
@@ -333,6 +333,58 @@ fn cancelling_run(pool: &ThreadPool) {
     assert_eq!(r, Ok(0), "no cancelled get was ready");
 }
 
+/// (e) A run with handlers: a callback on one set inserts into another set
+/// (and forks work), so every element of the first reaches the second.
+fn handler_run(pool: &ThreadPool) {
+    let r = pool.run_par(|p| {
+        Box::pin(async move {
+            let src: ISet<u32> = ISet::new(p);
+            let dst: ISet<u32> = ISet::new(p);
+            let handlers = HandlerPool::new(p);
+            let d = dst.clone();
+            handlers
+                .add_handler(&src, move |x| {
+                    let d = d.clone();
+                    async move { d.insert(x * 2).unwrap() }
+                })
+                .unwrap();
+            for i in 0..500 {
+                let src = src.clone();
+                p.fork(async move { src.insert(i).unwrap() });
+            }
+            dst.wait_size(500).await;
+            handlers.quiesce().await;
+        })
+    });
+    assert_eq!(r, Ok(()));
+}
+
+/// A handler whose callback inserts into the set it is installed on (the
+/// breadth-first traversal pattern, `examples/bf_traverse`): the set holds
+/// its listener, whose closure holds the set.
+fn self_inserting_handler_run(pool: &ThreadPool) {
+    let r = pool.run_par(|p| {
+        Box::pin(async move {
+            let set: ISet<u32> = ISet::new(p);
+            let handlers = HandlerPool::new(p);
+            let s = set.clone();
+            handlers
+                .add_handler(&set, move |x| {
+                    let s = s.clone();
+                    async move {
+                        if x < 100 {
+                            s.insert(x + 1).unwrap();
+                        }
+                    }
+                })
+                .unwrap();
+            set.insert(0).unwrap();
+            set.wait_size(101).await;
+        })
+    });
+    assert_eq!(r, Ok(()));
+}
+
 /// Runs `run` on a fresh pool, drops the pool, settles the epoch and returns
 /// the counts before and after.
 fn measure(run: Run) -> (Live, Live) {
@@ -411,6 +463,33 @@ fn cancelled_nodes_linger_until_a_changing_put() {
     assert_eq!(settle(empty), empty, "dropping a RawIVar frees its value");
 }
 
+/// Serialises the tests of this binary: counts are process-wide.
+fn lock_counts() -> MutexGuard<'static, ()> {
+    static COUNTS: Mutex<()> = Mutex::new(());
+    COUNTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Known leak, reported: a handler that inserts into its own set forms a
+/// reference cycle (set -> listener -> callback -> set) that nothing breaks
+/// when the session ends, so the set, its tables and everything the callback
+/// captured stay allocated. Run with `--ignored`; it passes once sessions
+/// drop their handlers' callbacks at the end.
+#[test]
+#[ignore = "known leak: a handler capturing its own set is a reference cycle"]
+fn a_handler_inserting_into_its_own_set_is_freed() {
+    let _serial = lock_counts();
+    let _ = measure(self_inserting_handler_run); // warm-up
+    let _ = measure(handler_run);
+    let (before, after) = measure(self_inserting_handler_run);
+    assert_eq!(
+        after,
+        before,
+        "{} allocation(s), {} byte(s) still live after the run",
+        after.allocs - before.allocs,
+        after.bytes - before.bytes
+    );
+}
+
 #[test]
 fn every_run_frees_every_task_waiter_and_deferred_node() {
     // Silence the panic of run (c): printed, it would grow the harness's
@@ -426,11 +505,13 @@ fn every_run_frees_every_task_waiter_and_deferred_node() {
             default_hook(info);
         }
     }));
-    let runs: [(&str, Run); 4] = [
+    let _serial = lock_counts();
+    let runs: [(&str, Run); 5] = [
         ("(a) normal", normal_run),
         ("(b) deadlock", deadlocked_run),
         ("(c) panic", panicking_run),
         ("(d) cancelled gets", cancelling_run),
+        ("(e) handlers", handler_run),
     ];
     // Warm-up: everything created once per process (epoch collector, this
     // thread's epoch record, panic machinery) exists before any baseline.
