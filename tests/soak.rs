@@ -156,6 +156,9 @@ impl Delta {
 
 static PARKED: AtomicUsize = AtomicUsize::new(0);
 static DONE: AtomicUsize = AtomicUsize::new(0);
+/// The size of the future each getter task runs (the task allocation holds
+/// it after the task's header).
+static FUTURE_SIZE: AtomicUsize = AtomicUsize::new(0);
 
 /// Awaits `get`, counting in `PARKED` when its first poll did not resolve
 /// (its node is then linked) and in `DONE` when it resolved.
@@ -208,6 +211,8 @@ fn node_size<F: Future>(make_get: impl Fn() -> F) -> usize {
 struct PerGet {
     total: f64,
     task: usize,
+    /// Of which the task's future.
+    future: usize,
     node: usize,
     /// Allocations the payload of the node owns (a threshold set's Vec).
     payload: usize,
@@ -225,7 +230,9 @@ fn ivar_soak(n: usize, node: usize) -> Soak {
                 for _ in 0..n / 1_000 {
                     for _ in 0..1_000 {
                         let iv = iv.clone();
-                        p.fork(async move { assert_eq!(*counted(iv.get()).await, 7) });
+                        let task = async move { assert_eq!(*counted(iv.get()).await, 7) };
+                        FUTURE_SIZE.store(std::mem::size_of_val(&task), SeqCst);
+                        p.fork(task);
                     }
                     yield_now().await;
                 }
@@ -253,10 +260,12 @@ fn lvar_soak(n: usize, node: usize, payload: usize) -> Soak {
                 for _ in 0..n / 1_000 {
                     for _ in 0..1_000 {
                         let lv = lv.clone();
-                        p.fork(async move {
+                        let task = async move {
                             let got = counted(lv.get_at_least(Max::new(7)).unwrap()).await;
                             assert_eq!(got.get(), Some(&7));
-                        });
+                        };
+                        FUTURE_SIZE.store(std::mem::size_of_val(&task), SeqCst);
+                        p.fork(task);
                     }
                     yield_now().await;
                 }
@@ -350,6 +359,7 @@ fn split(d: Delta, n: usize, node: usize, payload: usize) -> PerGet {
     PerGet {
         total,
         task,
+        future: FUTURE_SIZE.load(SeqCst),
         node,
         payload,
         other: total - (task + node + payload) as f64,
@@ -382,11 +392,13 @@ fn a_million_parked_gets_are_released_by_one_put() {
             String::new()
         };
         println!(
-            "{n} parked {what}: {:.1} bytes per parked get = task {} + waiter node {}{payload} + other {:.1} \
-             (the session's registry of parked tasks); after the put and the run, {:.1} bytes per get stayed \
-             live until the epoch was flushed",
+            "{n} parked {what}: {:.1} bytes per parked get = task {} (header and stage {}, future {}) \
+             + waiter node {}{payload} + other {:.1} (the session's registry of parked tasks); after the put \
+             and the run, {:.1} bytes per get stayed live until the epoch was flushed",
             m.total,
             m.task,
+            m.task - m.future,
+            m.future,
             m.node,
             m.other,
             s.retained_until_epoch as f64 / n as f64,

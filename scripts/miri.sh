@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs the tests of the unsafe-heavy modules under Miri (undefined
+# behaviour, data races, aliasing) when the nightly toolchain has it, and
+# says so and succeeds when it does not.
+#
+# Covered: the lock-free set's unit tests (data::iset) and any unit test
+# under sched:: (task header, stack jobs) or lvar:: (waiter list); the
+# session-less cores' get/put protocol on the waiter list
+# (tests/exactly_once.rs, raw_* and a_dropped_pending_get_*); and tasks and
+# joins on a real pool (tests/fork_inline.rs, tests/join.rs) unless
+# MIRI_QUICK=1. Tests too large for Miri are skipped by name below.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! cargo +nightly miri --version >/dev/null 2>&1; then
+    echo "Miri not available: skipped"
+    exit 0
+fi
+
+step() { printf '\n=== miri: %s\n' "$*"; }
+
+# Tree Borrows: crossbeam-epoch (our reclamation) is not compatible with
+# Stacked Borrows (crossbeam-rs/crossbeam#545); crossbeam's own CI runs it
+# under Tree Borrows. Ignore leaks: crossbeam-epoch never frees its global
+# collector and the records of exited threads (crossbeam-rs/crossbeam#579);
+# our own leaks are checked by tests/leaks.rs instead.
+export MIRIFLAGS="${MIRIFLAGS:--Zmiri-tree-borrows -Zmiri-ignore-leaks}"
+export CARGO_TERM_COLOR=never
+
+cargo +nightly miri --version
+cargo +nightly miri setup >/dev/null
+
+step "unit tests: lock-free set, task header, stack jobs, waiter list"
+cargo +nightly miri test --lib -- data::iset sched:: lvar:: \
+    --skip listeners_added_while_inserting_see_every_element_exactly_once
+
+step "session-less cores: gets, puts and cancellation on the waiter list"
+cargo +nightly miri test --test exactly_once -- raw_ a_dropped_pending_get
+
+if [[ "${MIRI_QUICK:-0}" != 1 ]]; then
+    step "tasks and joins on a pool"
+    cargo +nightly miri test --test fork_inline --test join
+fi
+
+step "done"
