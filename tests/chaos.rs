@@ -294,9 +294,9 @@ fn handlers_closure_and_derived_sets() {
         Box::pin(async move {
             let set: ISet<u32> = ISet::new(p);
             let pool = HandlerPool::new(p);
-            let s = set.clone();
+            let s = set;
             pool.add_handler(&set, move |x| {
-                let s = s.clone();
+                let s = s;
                 async move {
                     s.insert((2 * x) % 101).unwrap();
                     if x + 7 < 101 {
@@ -311,7 +311,7 @@ fn handlers_closure_and_derived_sets() {
             let odds = filter(p, &pool, &set, |x| x % 2 == 1).unwrap();
             let odd_halves = union(p, &pool, &map(p, &pool, &odds, |x| x / 2).unwrap(), &tens).unwrap();
             for seed in [1, 3] {
-                let s = set.clone();
+                let s = set;
                 p.fork(async move { s.insert(seed).unwrap() });
             }
             ((set, evens), (tens, both, odd_halves)).then_freeze()
@@ -338,9 +338,9 @@ fn handlers_freeze_set_after() {
         Box::pin(async move {
             let set: ISet<u32> = ISet::new(p);
             set.insert(1).unwrap();
-            let s = set.clone();
+            let s = set;
             freeze_set_after(p, &set, move |x| {
-                let s = s.clone();
+                let s = s;
                 async move {
                     if x < 40 {
                         s.insert(x * 3).unwrap();
@@ -373,10 +373,10 @@ fn imap_joins_thresholds_and_handlers() {
             let seen: IMapOfSets<&'static str, u32> = IMapOfSets::new(p);
             let handled: ISet<u32> = ISet::new(p);
             let pool = HandlerPool::new(p);
-            let h = handled.clone();
+            let h = handled;
             scores
                 .add_handler(&pool, move |k| {
-                    let h = h.clone();
+                    let h = h;
                     async move { h.insert(k * 100).unwrap() }
                 })
                 .unwrap();
@@ -441,13 +441,13 @@ fn counters() {
                 });
             }
             for n in [10u64, 30, 55] {
-                let (bumps, gated) = (bumps.clone(), gated.clone());
+                let (bumps, gated) = (bumps.clone(), gated);
                 p.fork(async move {
                     bumps.wait_at_least(n).await;
                     gated.insert(n).unwrap();
                 });
             }
-            let (max2, pn2, gated2) = (max.clone(), pn.clone(), gated.clone());
+            let (max2, pn2, gated2) = (max.clone(), pn.clone(), gated);
             p.fork(async move {
                 max2.wait_at_least(100).await;
                 pn2.wait_increments_at_least(55).await;
@@ -597,7 +597,7 @@ fn racy(p: lvars::Par<'_, lvars::QuasiDet>) -> lvars::ParFuture<'_, Vec<u32>> {
     Box::pin(async move {
         let set: ISet<u32> = ISet::new(p);
         for x in [1, 2] {
-            let s = set.clone();
+            let s = set;
             // The error is reported by the session; ignore it here.
             p.fork(async move {
                 let _ = s.insert(x);

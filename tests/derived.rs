@@ -13,7 +13,7 @@ const RUNS: usize = 30;
 /// stride, yielding now and then so the writers really interleave).
 fn fill<'s, E: lvars::EffectLevel>(p: Par<'s, E>, set: &ISet<'s, u32>, range: std::ops::Range<u32>, tasks: u32) {
     for t in 0..tasks {
-        let set = set.clone();
+        let set = *set;
         let range = range.clone();
         p.fork(async move {
             for (i, x) in range.skip(t as usize).step_by(tasks as usize).enumerate() {
@@ -120,10 +120,10 @@ fn the_naive_waiting_intersection_would_be_reported_as_a_deadlock() {
                 let (a, b): (ISet<u32>, ISet<u32>) = (ISet::new(p), ISet::new(p));
                 let out: ISet<u32> = ISet::new(p);
                 let handlers = HandlerPool::new(p);
-                let (b2, o) = (b.clone(), out.clone());
+                let (b2, o) = (b, out);
                 handlers
                     .add_handler(&a, move |x| {
-                        let (b2, o) = (b2.clone(), o.clone());
+                        let (b2, o) = (b2, o);
                         async move {
                             b2.wait_contains(x).await;
                             o.insert(x).unwrap();
@@ -213,7 +213,6 @@ fn threshold_reads_on_derived_sets_resume() {
                     let i = intersection(p, &handlers, &a, &b).unwrap();
                     let m = map(p, &handlers, &i, |x| x + 1).unwrap();
                     let waiter = {
-                        let m = m.clone();
                         p.fork(async move {
                             m.wait_contains(43).await;
                             m.wait_size(2).await;
@@ -253,14 +252,8 @@ fn quiesce_then_freeze_in_a_quasi_deterministic_session() {
                     let i = intersection(p, &handlers, &a, &b).unwrap();
                     let m = map(p, &handlers, &i, |x| x / 2).unwrap();
                     let writers = [
-                        {
-                            let a = a.clone();
-                            p.fork(async move { (0..600).for_each(|x| a.insert(x).unwrap()) })
-                        },
-                        {
-                            let b = b.clone();
-                            p.fork(async move { (300..900).for_each(|x| b.insert(x).unwrap()) })
-                        },
+                        { p.fork(async move { (0..600).for_each(|x| a.insert(x).unwrap()) }) },
+                        { p.fork(async move { (300..900).for_each(|x| b.insert(x).unwrap()) }) },
                     ];
                     for w in writers {
                         w.await;

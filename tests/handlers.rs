@@ -31,7 +31,6 @@ fn every_handler_sees_every_element_exactly_once_under_racing_inserts() {
                         let handlers = HandlerPool::new(p);
                         // Inserters: overlapping ranges, so many inserts are duplicates.
                         for t in 0..4u32 {
-                            let set = set.clone();
                             p.fork(async move {
                                 for i in 0..N {
                                     set.insert((i * 7 + t * 13) % N).unwrap();
@@ -100,10 +99,10 @@ fn a_handler_driven_traversal_is_deterministic() {
                     Box::pin(async move {
                         let set: ISet<u32> = ISet::new(p);
                         let handlers = HandlerPool::new(p);
-                        let s = set.clone();
+                        let s = set;
                         handlers
                             .add_handler(&set, move |x| {
-                                let s = s.clone();
+                                let s = s;
                                 async move {
                                     for y in [2 * x, 3 * x] {
                                         if y < 5000 {
@@ -136,10 +135,10 @@ fn quiesce_waits_for_callbacks_and_their_descendants() {
                 Box::pin(async move {
                     let set: ISet<u32> = ISet::new(p);
                     let handlers = HandlerPool::new(p);
-                    let (s, d) = (set.clone(), Arc::clone(&d2));
+                    let (s, d) = (set, Arc::clone(&d2));
                     handlers
                         .add_handler(&set, move |x| {
-                            let (s, d) = (s.clone(), Arc::clone(&d));
+                            let (s, d) = (s, Arc::clone(&d));
                             async move {
                                 if x < 500 {
                                     s.insert(x + 1).unwrap();
@@ -182,9 +181,9 @@ fn freeze_set_after_runs_handlers_quiesces_and_freezes() {
         Box::pin(async move {
             let set: ISet<u32> = ISet::new(p);
             set.insert(1).unwrap();
-            let s = set.clone();
+            let s = set;
             let frozen = freeze_set_after(p, &set, move |x| {
-                let s = s.clone();
+                let s = s;
                 async move {
                     if x < 64 {
                         s.insert(x * 2).unwrap();
@@ -203,9 +202,9 @@ fn freeze_set_after_runs_handlers_quiesces_and_freezes() {
         Box::pin(async move {
             let set: ISet<u32> = ISet::new(p);
             set.insert(1).unwrap();
-            let s = set.clone();
+            let s = set;
             freeze_set_after(p, &set, move |x| {
-                let s = s.clone();
+                let s = s;
                 async move {
                     if x < 64 {
                         s.insert(x * 2).unwrap();
@@ -313,4 +312,53 @@ fn a_map_handler_sees_every_key_exactly_once() {
             );
         }
     }
+}
+
+/// At the end of a session every handler callback is dropped while every
+/// set of the session still exists: a callback whose captured value inserts
+/// into another set when dropped must find that set alive (and whichever
+/// order the sets were made in).
+#[test]
+fn callbacks_dropped_at_session_end_may_still_touch_other_sets() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+
+    struct InsertOnDrop<'s>(lvars::ISet<'s, u32>, Arc<AtomicUsize>);
+    impl Drop for InsertOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.insert(99).unwrap();
+            self.1.fetch_add(1, SeqCst);
+        }
+    }
+
+    let pool = common::pool(2);
+    let dropped = Arc::new(AtomicUsize::new(0));
+    for made_first in [true, false] {
+        let d = Arc::clone(&dropped);
+        let got = pool
+            .run_par(move |p| {
+                Box::pin(async move {
+                    let (early, watched) = (ISet::new(p), ISet::new(p));
+                    let (target, watched): (ISet<u32>, ISet<u32>) =
+                        if made_first { (early, watched) } else { (watched, early) };
+                    let handlers = HandlerPool::new(p);
+                    let guard = InsertOnDrop(target, d);
+                    handlers
+                        .add_handler(&watched, move |_x| {
+                            let _keep = &guard;
+                            async {}
+                        })
+                        .unwrap();
+                    watched.insert(1).unwrap();
+                    7
+                })
+            })
+            .unwrap();
+        assert_eq!(got, 7);
+    }
+    assert_eq!(
+        dropped.load(SeqCst),
+        2,
+        "each callback (and its guard) dropped exactly once"
+    );
 }

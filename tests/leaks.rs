@@ -341,15 +341,14 @@ fn handler_run(pool: &ThreadPool) {
             let src: ISet<u32> = ISet::new(p);
             let dst: ISet<u32> = ISet::new(p);
             let handlers = HandlerPool::new(p);
-            let d = dst.clone();
+            let d = dst;
             handlers
                 .add_handler(&src, move |x| {
-                    let d = d.clone();
+                    let d = d;
                     async move { d.insert(x * 2).unwrap() }
                 })
                 .unwrap();
             for i in 0..500 {
-                let src = src.clone();
                 p.fork(async move { src.insert(i).unwrap() });
             }
             dst.wait_size(500).await;
@@ -367,10 +366,10 @@ fn self_inserting_handler_run(pool: &ThreadPool) {
         Box::pin(async move {
             let set: ISet<u32> = ISet::new(p);
             let handlers = HandlerPool::new(p);
-            let s = set.clone();
+            let s = set;
             handlers
                 .add_handler(&set, move |x| {
-                    let s = s.clone();
+                    let s = s;
                     async move {
                         if x < 100 {
                             s.insert(x + 1).unwrap();
@@ -469,13 +468,11 @@ fn lock_counts() -> MutexGuard<'static, ()> {
     COUNTS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Known leak, reported: a handler that inserts into its own set forms a
-/// reference cycle (set -> listener -> callback -> set) that nothing breaks
-/// when the session ends, so the set, its tables and everything the callback
-/// captured stay allocated. Run with `--ignored`; it passes once sessions
-/// drop their handlers' callbacks at the end.
+/// A handler that inserts into its own set: the callback holds a handle of
+/// the set that holds the callback. Sets belong to their session, which
+/// drops every callback and then every set when it ends, so this is freed
+/// like any other run (with reference-counted sets it was a cycle, leaked).
 #[test]
-#[ignore = "known leak: a handler capturing its own set is a reference cycle"]
 fn a_handler_inserting_into_its_own_set_is_freed() {
     let _serial = lock_counts();
     let _ = measure(self_inserting_handler_run); // warm-up

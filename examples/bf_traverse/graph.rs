@@ -239,10 +239,10 @@ pub fn bfs_lvars(pool: &ThreadPool, g: &Arc<Graph>, start: u32, work: Work) -> R
             Box::pin(async move {
                 let set: ISet<u32> = ISet::with_capacity(p, g.num_vertices());
                 let handlers = HandlerPool::new(p);
-                let s = set.clone();
+                let s = set;
                 handlers
                     .add_handler(&set, move |v| {
-                        let (s, g) = (s.clone(), Arc::clone(&g));
+                        let (s, g) = (s, Arc::clone(&g));
                         async move {
                             black_box(work.run(v));
                             for &w in g.neighbours(v) {

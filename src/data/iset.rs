@@ -654,6 +654,23 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
         out
     }
 
+    /// Removes every listener and returns them, for the caller to drop.
+    /// Sessions call it before dropping their sets: listener closures may
+    /// hold handles of other sets of the session, so all closures go first,
+    /// while every set is still alive (see `Session`'s `Drop`).
+    pub(crate) fn take_listeners(&mut self) -> Vec<Arc<dyn Listener<T>>> {
+        let mut out = Vec::new();
+        let mut node = self.listeners.swap(ptr::null_mut(), Relaxed);
+        while !node.is_null() {
+            // SAFETY: listener nodes are owned by the set; unlinked above
+            // through `&mut self`, so nobody else can reach them.
+            let n = unsafe { Box::from_raw(node) };
+            node = n.next;
+            out.push(n.listener);
+        }
+        out
+    }
+
     /// Registers a listener: `on_element` will be called exactly once for
     /// every element that is or will be in the set (module doc). Fails with
     /// `OutOfRange` beyond 64 listeners on one set.

@@ -87,9 +87,9 @@ where
     // The caller may put (`E: HasPut`); the result is an ordinary set.
     let out = ISet::new(p.grant_data());
     for source in [a, b] {
-        let o = out.clone();
+        let o = out;
         pool.add_handler(source, move |x| {
-            let o = o.clone();
+            let o = o;
             async move {
                 // An error (the result was frozen) already failed the session.
                 let _ = o.insert(x);
@@ -140,9 +140,9 @@ where
     // The caller may put (`E: HasPut`); the result is an ordinary set.
     let out = ISet::new(p.grant_data());
     let f = Arc::new(f);
-    let o = out.clone();
+    let o = out;
     pool.add_handler(a, move |x| {
-        let (o, f) = (o.clone(), Arc::clone(&f));
+        let (o, f) = (o, Arc::clone(&f));
         async move {
             let _ = o.insert(f(x));
         }
@@ -190,9 +190,9 @@ where
     // The caller may put (`E: HasPut`); the result is an ordinary set.
     let out = ISet::new(p.grant_data());
     let pred = Arc::new(pred);
-    let o = out.clone();
+    let o = out;
     pool.add_handler(a, move |x| {
-        let (o, pred) = (o.clone(), Arc::clone(&pred));
+        let (o, pred) = (o, Arc::clone(&pred));
         async move {
             if pred(&x) {
                 let _ = o.insert(x);
@@ -304,9 +304,9 @@ where
     let out = ISet::new(p.grant_data());
     let meet = Arc::new(Meet::new());
     for (source, side) in [(a, FROM_A), (b, FROM_B)] {
-        let (o, meet) = (out.clone(), Arc::clone(&meet));
+        let (o, meet) = (out, Arc::clone(&meet));
         pool.add_handler(source, move |x| {
-            let (o, meet) = (o.clone(), Arc::clone(&meet));
+            let (o, meet) = (o, Arc::clone(&meet));
             async move {
                 if meet.arrive(&x, side) {
                     let _ = o.insert(x);
@@ -354,8 +354,8 @@ pub struct AddRemoveSet<'s, T, E = Det> {
 impl<T, E> Clone for AddRemoveSet<'_, T, E> {
     fn clone(&self) -> Self {
         Self {
-            added: self.added.clone(),
-            removed: self.removed.clone(),
+            added: self.added,
+            removed: self.removed,
         }
     }
 }

@@ -33,6 +33,22 @@ impl<'s, T> DeferredFreeze<'s, T> {
         }
     }
 
+    /// A freeze that borrows session data (`'s`). Sound because a
+    /// deferred freeze only ever runs inside its session: only
+    /// `run_par_then_freeze` accepts one, and `run_session` runs it before
+    /// the session ends.
+    pub(crate) fn new_in_session(f: impl FnOnce() -> T + Send + 's) -> Self {
+        let f: Box<dyn FnOnce() -> T + Send + 's> = Box::new(f);
+        // SAFETY: only the lifetime is erased; see above: the closure runs
+        // (or is dropped) while the session, and so every `'s` borrow, is
+        // alive.
+        let f: Box<dyn FnOnce() -> T + Send + 'static> = unsafe { std::mem::transmute(f) };
+        Self {
+            freeze: Erased(f),
+            _brand: PhantomData,
+        }
+    }
+
     pub(crate) fn erase(self) -> Erased<T> {
         self.freeze
     }

@@ -24,6 +24,9 @@ pub(crate) struct Session {
     /// references (see [`Session::keep`]). Declared first, so dropped
     /// first: nothing in it refers to the group.
     kept: Mutex<Vec<Box<dyn Send + Sync>>>,
+    /// Session-lifetime structures that may hold user callbacks (handler
+    /// closures borrowing `'s` data); see [`Session::keep_structure`].
+    structures: Mutex<Vec<Box<dyn SessionStructure>>>,
     pub(crate) group: TaskGroup,
     error: Mutex<Option<Error>>,
 }
@@ -41,6 +44,21 @@ impl Session {
         // SAFETY: the box's contents never move and are only dropped with
         // the session (`kept` is never shrunk), and the reference cannot
         // outlive `&self`.
+        unsafe { &*ptr }
+    }
+
+    /// Moves a structure into the session and lends it out for the
+    /// session's lifetime: handles to it are plain references (copying one
+    /// is free), and a handler that inserts into its own set is no
+    /// reference cycle. At the end of the session every structure's
+    /// callbacks are dropped first, while all structures are still alive,
+    /// then the structures.
+    pub(crate) fn keep_structure<X: SessionStructure + 'static>(&self, x: X) -> &X {
+        let boxed = Box::new(x);
+        let ptr: *const X = &*boxed;
+        lock(&self.structures).push(boxed);
+        // SAFETY: as in `keep`: the box never moves and lives as long as
+        // the session.
         unsafe { &*ptr }
     }
 
@@ -142,6 +160,29 @@ impl<'s, E: EffectLevel> Par<'s, E> {
     }
 }
 
+/// A structure a session can own (see [`Session::keep_structure`]).
+pub(crate) trait SessionStructure: Send + Sync {
+    /// Takes out every user callback the structure holds, for the session
+    /// to drop before it drops any structure.
+    fn take_callbacks(&mut self) -> Vec<Box<dyn Send + Sync>>;
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Phase 1: user callbacks (which may refer to any structure of the
+        // session, or insert into one when dropped) go while every
+        // structure is alive. Taken out first, so no `&mut` to a structure
+        // is live while user code runs.
+        let mut structures = std::mem::take(&mut *lock(&self.structures));
+        let callbacks: Vec<_> = structures.iter_mut().flat_map(|s| s.take_callbacks()).collect();
+        drop(callbacks);
+        // Phase 2: the structures themselves (their elements are `'static`
+        // and cannot refer to the session).
+        drop(structures);
+        // Anything kept while phase 1 ran is dropped with the fields.
+    }
+}
+
 /// Runs a session and hands its output to `finish` *while the session
 /// still exists*: whatever `finish` drops (e.g. the last reference to a
 /// frozen set, and with it handler closures that may touch the session) is
@@ -157,6 +198,7 @@ where
 {
     let session = Session {
         kept: Mutex::new(Vec::new()),
+        structures: Mutex::new(Vec::new()),
         group: TaskGroup::new(registry),
         error: Mutex::new(None),
     };

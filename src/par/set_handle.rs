@@ -5,11 +5,10 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 
 type Brand<'s, E> = PhantomData<(fn(&'s ()) -> &'s (), E)>;
-use std::sync::Arc;
 
 use super::effects::{Det, EffectLevel, HasFreeze, HasGet, HasPut, Within};
 use super::freeze::{DeferredFreeze, Freeze};
-use super::session::{Par, Session};
+use super::session::{Par, Session, SessionStructure};
 use crate::data::RawISet;
 use crate::error::Error;
 use crate::sched::chaos;
@@ -18,6 +17,10 @@ use crate::sched::chaos;
 /// (`wait_contains`, `wait_size`), handlers (see
 /// [`HandlerPool`](super::HandlerPool)), and a frozen value sorted the same
 /// way in every run.
+///
+/// The set itself belongs to the session and is dropped with it: a handle
+/// is a reference, so cloning (or copying) one costs nothing, and a
+/// handler that inserts into its own set is no reference cycle.
 ///
 /// ```
 /// use lvars::{run_par_then_freeze, Freeze, ISet};
@@ -35,18 +38,25 @@ use crate::sched::chaos;
 /// assert_eq!(frozen, vec![0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
 /// ```
 pub struct ISet<'s, T, E = Det> {
-    raw: Arc<RawISet<T>>,
+    raw: &'s RawISet<T>,
     session: &'s Session,
     _brand: Brand<'s, E>,
 }
 
 impl<T, E> Clone for ISet<'_, T, E> {
     fn clone(&self) -> Self {
-        Self {
-            raw: Arc::clone(&self.raw),
-            session: self.session,
-            _brand: PhantomData,
-        }
+        *self
+    }
+}
+
+impl<T, E> Copy for ISet<'_, T, E> {}
+
+impl<T: Hash + Eq + Send + Sync + 'static> SessionStructure for RawISet<T> {
+    fn take_callbacks(&mut self) -> Vec<Box<dyn Send + Sync>> {
+        self.take_listeners()
+            .into_iter()
+            .map(|l| Box::new(l) as Box<dyn Send + Sync>)
+            .collect()
     }
 }
 
@@ -60,7 +70,7 @@ impl<'s, T: Hash + Eq + Send + Sync + 'static> ISet<'s, T> {
     /// An empty set.
     pub fn new<P: EffectLevel>(p: Par<'s, P>) -> ISet<'s, T, P::Data> {
         ISet {
-            raw: Arc::new(RawISet::new()),
+            raw: p.session.keep_structure(RawISet::new()),
             session: p.session,
             _brand: PhantomData,
         }
@@ -68,7 +78,7 @@ impl<'s, T: Hash + Eq + Send + Sync + 'static> ISet<'s, T> {
     /// An empty set with room for `n` elements before its first resize.
     pub fn with_capacity<P: EffectLevel>(p: Par<'s, P>, n: usize) -> ISet<'s, T, P::Data> {
         ISet {
-            raw: Arc::new(RawISet::with_capacity(n)),
+            raw: p.session.keep_structure(RawISet::with_capacity(n)),
             session: p.session,
             _brand: PhantomData,
         }
@@ -80,7 +90,7 @@ impl<'s, T: Hash + Eq + Send + Sync + 'static, E: EffectLevel> ISet<'s, T, E> {
     /// that should be able to do less (see [`effects`](crate::effects)).
     pub fn restrict<E2: Within<E>>(&self) -> ISet<'s, T, E2> {
         ISet {
-            raw: Arc::clone(&self.raw),
+            raw: self.raw,
             session: self.session,
             _brand: PhantomData,
         }
@@ -113,8 +123,20 @@ impl<'s, T: Hash + Eq + Send + Sync + 'static, E: EffectLevel> ISet<'s, T, E> {
         chaos::get(self.raw.wait_size(n))
     }
 
-    pub(crate) fn raw(&self) -> &RawISet<T> {
-        &self.raw
+    /// Inserts every element of `xs` (see [`RawISet::extend`]: faster than
+    /// one by one for large batches). Fails, and fails the session, at the
+    /// first new element if the set is frozen.
+    pub fn extend(&self, xs: impl IntoIterator<Item = T>) -> Result<(), Error>
+    where
+        E: HasPut,
+    {
+        chaos::put(|| self.raw.extend(xs))
+            .map(drop)
+            .map_err(|e| self.session.fail(e))
+    }
+
+    pub(crate) fn raw(&self) -> &'s RawISet<T> {
+        self.raw
     }
 }
 
@@ -131,7 +153,6 @@ impl<'s, T: Hash + Eq + Ord + Clone + Send + Sync + 'static, E: EffectLevel> Fre
     type Frozen = Vec<T>;
 
     fn then_freeze(self) -> DeferredFreeze<'s, Vec<T>> {
-        let raw = self.raw;
-        DeferredFreeze::new(move || raw.freeze_sorted())
+        DeferredFreeze::new_in_session(move || self.raw.freeze_sorted())
     }
 }
