@@ -23,13 +23,31 @@ use crate::lattice::Lattice;
 /// ```
 #[derive(Debug, Clone)]
 pub struct ThresholdSet<L> {
-    elements: Vec<L>,
+    elements: Elements<L>,
+}
+
+/// The one-element case (by far the most common get) is stored inline: a
+/// parked get's waiter node then holds its threshold with no allocation of
+/// its own.
+#[derive(Debug, Clone)]
+enum Elements<L> {
+    One(L),
+    Many(Box<[L]>),
+}
+
+impl<L> Elements<L> {
+    fn as_slice(&self) -> &[L] {
+        match self {
+            Elements::One(t) => std::slice::from_ref(t),
+            Elements::Many(ts) => ts,
+        }
+    }
 }
 
 impl<L: Lattice> ThresholdSet<L> {
     /// Validates `elements`: non-empty, no element is top, and the join of
     /// every two distinct elements is top.
-    pub fn new(elements: Vec<L>) -> Result<Self, Error> {
+    pub fn new(mut elements: Vec<L>) -> Result<Self, Error> {
         if elements.is_empty() {
             return Err(Error::InvalidThreshold {
                 reason: "the set is empty, so no state could ever satisfy it",
@@ -49,26 +67,36 @@ impl<L: Lattice> ThresholdSet<L> {
                 }
             }
         }
+        let elements = if elements.len() == 1 {
+            Elements::One(elements.pop().expect("one element"))
+        } else {
+            Elements::Many(elements.into_boxed_slice())
+        };
         Ok(Self { elements })
     }
 
     /// The one-element threshold set (always valid unless `t` is top).
     pub fn single(t: L) -> Result<Self, Error> {
-        Self::new(vec![t])
+        if t.is_top() {
+            return Self::new(vec![t]); // the error of `new`
+        }
+        Ok(Self {
+            elements: Elements::One(t),
+        })
     }
 
     /// Number of elements.
     pub fn len(&self) -> usize {
-        self.elements.len()
+        self.elements.as_slice().len()
     }
 
     /// Always false: threshold sets are never empty.
     pub fn is_empty(&self) -> bool {
-        self.elements.is_empty()
+        self.elements.as_slice().is_empty()
     }
 
     /// The element that `state` is at or above, if any.
     pub fn reached_by(&self, state: &L) -> Option<&L> {
-        self.elements.iter().find(|t| t.leq(state))
+        self.elements.as_slice().iter().find(|t| t.leq(state))
     }
 }

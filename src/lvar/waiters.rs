@@ -36,8 +36,17 @@
 //! scanners never see freed memory) and the get future's (dropped when the
 //! future is). The last one frees the node.
 //!
+//! The waker goes earlier, so that a fired or withdrawn node waiting for
+//! the epoch does not keep its task alive: only the getter (`will_wake`)
+//! and the putter that fired the node read it. The firer moves the status
+//! on to `WOKEN` (`Release`) once it has woken the task; the getter, when
+//! its handle is dropped, drops the waker if the status is `CANCELLED` (no
+//! putter will read it) or `WOKEN` (`Acquire`: the firer is done with it).
+//! If the firer is still waking, the waker stays until the node is freed.
+//!
 //! Modelled by `loom_tests/waiters.rs`.
 
+use std::cell::UnsafeCell;
 use std::ptr::{self, NonNull};
 use std::task::Waker;
 
@@ -47,6 +56,8 @@ use crate::sync::{fence, AtomicPtr, AtomicU8, Ordering::*};
 const WAITING: u8 = 0;
 const FIRED: u8 = 1;
 const CANCELLED: u8 = 2;
+/// Fired, and the firer has finished waking (and reading the waker).
+const WOKEN: u8 = 3;
 
 const MARK: usize = 1;
 
@@ -55,7 +66,8 @@ struct Node<P> {
     next: AtomicPtr<Node<P>>,
     status: AtomicU8,
     refs: AtomicU8,
-    waker: Waker,
+    /// `None` once the getter dropped it (see "Memory" above).
+    waker: UnsafeCell<Option<Waker>>,
     payload: P,
 }
 
@@ -122,7 +134,7 @@ impl<P> WaiterList<P> {
             next: AtomicPtr::new(ptr::null_mut()),
             status: AtomicU8::new(WAITING),
             refs: AtomicU8::new(2),
-            waker,
+            waker: UnsafeCell::new(Some(waker)),
             payload,
         }))) as *mut Node<P>;
         let mut head = self.head.load(Relaxed);
@@ -177,8 +189,13 @@ impl<P> WaiterList<P> {
                 if status == WAITING && satisfied(&c.payload) {
                     match c.status.compare_exchange(WAITING, FIRED, AcqRel, Acquire) {
                         Ok(_) => {
-                            c.waker.wake_by_ref();
-                            status = FIRED;
+                            // SAFETY: we fired it, so the getter drops the
+                            // waker only after our `WOKEN` store below.
+                            if let Some(w) = unsafe { &*c.waker.get() } {
+                                w.wake_by_ref();
+                            }
+                            c.status.store(WOKEN, Release);
+                            status = WOKEN;
                         }
                         Err(s) => status = s,
                     }
@@ -242,13 +259,23 @@ impl<P> WaitHandle<P> {
 
     /// Whether `waker` would wake the same task as the registered one.
     pub(crate) fn will_wake(&self, waker: &Waker) -> bool {
-        self.node().waker.will_wake(waker)
+        // SAFETY: only this handle ever writes the slot (in `drop`); a
+        // firer only reads it.
+        unsafe { &*self.node().waker.get() }
+            .as_ref()
+            .is_some_and(|w| w.will_wake(waker))
     }
 }
 
 impl<P> Drop for WaitHandle<P> {
     fn drop(&mut self) {
-        self.cancel();
+        if self.cancel() || self.node().status.load(Acquire) == WOKEN {
+            // SAFETY: no putter reads the waker any more: none fired the
+            // node (cancelled), or the one that did has finished (`WOKEN`,
+            // acquired). Other threads touch only `next`, `status`, `refs`
+            // and the payload.
+            drop(unsafe { (*self.node().waker.get()).take() });
+        }
         // SAFETY: the handle's own reference.
         unsafe { release(self.node.as_ptr()) };
     }
