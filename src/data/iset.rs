@@ -346,17 +346,21 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
     pub fn extend(&self, values: impl IntoIterator<Item = T>) -> Result<usize, Error> {
         const BATCH: usize = 16;
         let mut values = values.into_iter();
-        let mut batch: Vec<(u64, T)> = Vec::with_capacity(BATCH);
+        // On the stack: a batch costs no allocation.
+        let mut batch: [Option<(u64, T)>; BATCH] = std::array::from_fn(|_| None);
         let mut new = 0;
         loop {
-            batch.extend(values.by_ref().take(BATCH).map(|v| (self.hasher.hash_one(&v), v)));
-            if batch.is_empty() {
+            let mut n = 0;
+            for value in values.by_ref().take(BATCH) {
+                let hash = self.hasher.hash_one(&value);
+                self.hint.prefetch(hash);
+                batch[n] = Some((hash, value));
+                n += 1;
+            }
+            if n == 0 {
                 return Ok(new);
             }
-            for (hash, _) in &batch {
-                self.hint.prefetch(*hash);
-            }
-            for (hash, value) in batch.drain(..) {
+            for (hash, value) in batch[..n].iter_mut().filter_map(Option::take) {
                 new += usize::from(self.insert_hashed(value, hash)?);
             }
         }
@@ -654,23 +658,6 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
         out
     }
 
-    /// Removes every listener and returns them, for the caller to drop.
-    /// Sessions call it before dropping their sets: listener closures may
-    /// hold handles of other sets of the session, so all closures go first,
-    /// while every set is still alive (see `Session`'s `Drop`).
-    pub(crate) fn take_listeners(&mut self) -> Vec<Arc<dyn Listener<T>>> {
-        let mut out = Vec::new();
-        let mut node = self.listeners.swap(ptr::null_mut(), Relaxed);
-        while !node.is_null() {
-            // SAFETY: listener nodes are owned by the set; unlinked above
-            // through `&mut self`, so nobody else can reach them.
-            let n = unsafe { Box::from_raw(node) };
-            node = n.next;
-            out.push(n.listener);
-        }
-        out
-    }
-
     /// Registers a listener: `on_element` will be called exactly once for
     /// every element that is or will be in the set (module doc). Fails with
     /// `OutOfRange` beyond 64 listeners on one set.
@@ -840,6 +827,25 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> Waitable for SizeSrc<
     }
 }
 
+impl<T, S> RawISet<T, S> {
+    /// Removes every listener and returns them, for the caller to drop.
+    /// Sessions call it before dropping their sets: listener closures may
+    /// hold handles of other sets of the session, so all closures go first,
+    /// while every set is still alive (see `Session`'s `Drop`).
+    pub(crate) fn take_listeners(&mut self) -> Vec<Arc<dyn Listener<T>>> {
+        let mut out = Vec::new();
+        let mut node = self.listeners.swap(ptr::null_mut(), Relaxed);
+        while !node.is_null() {
+            // SAFETY: listener nodes are owned by the set; unlinked above
+            // through `&mut self`, so nobody else can reach them.
+            let n = unsafe { Box::from_raw(node) };
+            node = n.next;
+            out.push(n.listener);
+        }
+        out
+    }
+}
+
 impl<T, S> Drop for RawISet<T, S> {
     fn drop(&mut self) {
         // `&mut self`: no operation is in progress, so every `MARK`ed slot
@@ -860,11 +866,6 @@ impl<T, S> Drop for RawISet<T, S> {
             });
             t = table.next.load(Relaxed);
         }
-        let mut node = self.listeners.load(Relaxed);
-        while !node.is_null() {
-            // SAFETY: listener nodes are owned by the set.
-            let n = unsafe { Box::from_raw(node) };
-            node = n.next;
-        }
+        drop(self.take_listeners());
     }
 }

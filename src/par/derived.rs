@@ -84,19 +84,39 @@ where
     S: HasGet,
     T: Hash + Eq + Clone + Send + Sync + 'static,
 {
-    // The caller may put (`E: HasPut`); the result is an ordinary set.
-    let out = ISet::new(p.grant_data());
+    let out = derived_set(p);
     for source in [a, b] {
-        let o = out;
-        pool.add_handler(source, move |x| {
-            let o = o;
-            async move {
-                // An error (the result was frozen) already failed the session.
-                let _ = o.insert(x);
-            }
-        })?;
+        feed(pool, source, out, Some)?;
     }
     Ok(out)
+}
+
+/// The result set of a derivation. The caller may put (`E: HasPut`); the
+/// result is an ordinary set.
+fn derived_set<'s, E: HasPut, U: Hash + Eq + Send + Sync + 'static>(p: Par<'s, E>) -> ISet<'s, U> {
+    ISet::new(p.grant_data())
+}
+
+/// Installs the handler every derivation is made of: for each element `x`
+/// that is (now or later) in `source`, a task of `pool` inserts `f(x)` into
+/// `out` if it is `Some`. `f` is cloned into each task (derivations pass
+/// zero-sized or `Copy` closures, or an `Arc` around the user's function).
+fn feed<'s, S, T, U, F>(pool: &HandlerPool<'s>, source: &ISet<'s, T, S>, out: ISet<'s, U>, f: F) -> Result<(), Error>
+where
+    S: HasGet,
+    T: Hash + Eq + Clone + Send + Sync + 'static,
+    U: Hash + Eq + Send + Sync + 'static,
+    F: Fn(T) -> Option<U> + Clone + Send + Sync + 's,
+{
+    pool.add_handler(source, move |x| {
+        let f = f.clone();
+        async move {
+            if let Some(y) = f(x) {
+                // An error (the result was frozen) already failed the session.
+                let _ = out.insert(y);
+            }
+        }
+    })
 }
 
 /// The image of `a` under `f`: `f(x)` is inserted into the returned set for
@@ -137,16 +157,9 @@ where
     U: Hash + Eq + Send + Sync + 'static,
     F: Fn(T) -> U + Send + Sync + 's,
 {
-    // The caller may put (`E: HasPut`); the result is an ordinary set.
-    let out = ISet::new(p.grant_data());
+    let out = derived_set(p);
     let f = Arc::new(f);
-    let o = out;
-    pool.add_handler(a, move |x| {
-        let (o, f) = (o, Arc::clone(&f));
-        async move {
-            let _ = o.insert(f(x));
-        }
-    })?;
+    feed(pool, a, out, move |x| Some(f(x)))?;
     Ok(out)
 }
 
@@ -187,18 +200,9 @@ where
     T: Hash + Eq + Clone + Send + Sync + 'static,
     F: Fn(&T) -> bool + Send + Sync + 's,
 {
-    // The caller may put (`E: HasPut`); the result is an ordinary set.
-    let out = ISet::new(p.grant_data());
+    let out = derived_set(p);
     let pred = Arc::new(pred);
-    let o = out;
-    pool.add_handler(a, move |x| {
-        let (o, pred) = (o, Arc::clone(&pred));
-        async move {
-            if pred(&x) {
-                let _ = o.insert(x);
-            }
-        }
-    })?;
+    feed(pool, a, out, move |x| pred(&x).then_some(x))?;
     Ok(out)
 }
 
@@ -300,19 +304,11 @@ where
     S: HasGet,
     T: Hash + Eq + Clone + Send + Sync + 'static,
 {
-    // The caller may put (`E: HasPut`); the result is an ordinary set.
-    let out = ISet::new(p.grant_data());
-    let meet = Arc::new(Meet::new());
+    let out = derived_set(p);
+    // Kept by the session, so each task borrows it (no reference count).
+    let meet: &'s Meet<T> = p.session.keep(Meet::new());
     for (source, side) in [(a, FROM_A), (b, FROM_B)] {
-        let (o, meet) = (out, Arc::clone(&meet));
-        pool.add_handler(source, move |x| {
-            let (o, meet) = (o, Arc::clone(&meet));
-            async move {
-                if meet.arrive(&x, side) {
-                    let _ = o.insert(x);
-                }
-            }
-        })?;
+        feed(pool, source, out, move |x| meet.arrive(&x, side).then_some(x))?;
     }
     Ok(out)
 }

@@ -17,6 +17,42 @@ use crate::sched::chaos;
 
 type Brand<'s, E> = PhantomData<(fn(&'s ()) -> &'s (), E)>;
 
+/// The impls every reference-counted session handle shares: `Clone` (one
+/// more reference), `Debug` (the type's name) and `restrict` (the same
+/// variable under a narrower effect signature).
+macro_rules! handle_impls {
+    ($name:ident, [$($p:ident $(: $bound:path)?),*]) => {
+        impl<$($p $(: $bound)?,)* E> Clone for $name<'_, $($p,)* E> {
+            fn clone(&self) -> Self {
+                Self {
+                    raw: Arc::clone(&self.raw),
+                    session: self.session,
+                    _brand: PhantomData,
+                }
+            }
+        }
+
+        impl<$($p $(: $bound)?,)* E> std::fmt::Debug for $name<'_, $($p,)* E> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(stringify!($name))
+            }
+        }
+
+        impl<'s, $($p $(: $bound)?,)* E: EffectLevel> $name<'s, $($p,)* E> {
+            /// The same variable with a narrower effect signature, to hand to code
+            /// that should be able to do less (see [`effects`](crate::effects)).
+            pub fn restrict<E2: Within<E>>(&self) -> $name<'s, $($p,)* E2> {
+                $name {
+                    raw: Arc::clone(&self.raw),
+                    session: self.session,
+                    _brand: PhantomData,
+                }
+            }
+        }
+    };
+}
+pub(crate) use handle_impls;
+
 /// A lattice variable of a session: puts join, gets wait for thresholds.
 ///
 /// Cloning is cheap (a reference count); clones share the variable.
@@ -26,21 +62,7 @@ pub struct LVar<'s, L: Lattice, E = Det> {
     _brand: Brand<'s, E>,
 }
 
-impl<L: Lattice, E> Clone for LVar<'_, L, E> {
-    fn clone(&self) -> Self {
-        Self {
-            raw: Arc::clone(&self.raw),
-            session: self.session,
-            _brand: PhantomData,
-        }
-    }
-}
-
-impl<L: Lattice, E> std::fmt::Debug for LVar<'_, L, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LVar")
-    }
-}
+handle_impls!(LVar, [L: Lattice]);
 
 impl<'s, L: Lattice + Send + Sync + 'static> LVar<'s, L> {
     /// A new variable at bottom.
@@ -54,16 +76,6 @@ impl<'s, L: Lattice + Send + Sync + 'static> LVar<'s, L> {
 }
 
 impl<'s, L: Lattice + Send + Sync + 'static, E: EffectLevel> LVar<'s, L, E> {
-    /// The same variable with a narrower effect signature, to hand to code
-    /// that should be able to do less (see [`effects`](crate::effects)).
-    pub fn restrict<E2: Within<E>>(&self) -> LVar<'s, L, E2> {
-        LVar {
-            raw: Arc::clone(&self.raw),
-            session: self.session,
-            _brand: PhantomData,
-        }
-    }
-
     /// Joins `value` into the state. A put that would reach top
     /// (`ConflictingPut`) or change a frozen variable (`PutAfterFreeze`)
     /// fails, and so does the session.
@@ -114,21 +126,7 @@ pub struct IVar<'s, T, E = Det> {
     _brand: Brand<'s, E>,
 }
 
-impl<T, E> Clone for IVar<'_, T, E> {
-    fn clone(&self) -> Self {
-        Self {
-            raw: Arc::clone(&self.raw),
-            session: self.session,
-            _brand: PhantomData,
-        }
-    }
-}
-
-impl<T, E> std::fmt::Debug for IVar<'_, T, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("IVar")
-    }
-}
+handle_impls!(IVar, [T]);
 
 impl<'s, T: PartialEq + Send + Sync + 'static> IVar<'s, T> {
     /// An empty IVar.
@@ -142,16 +140,6 @@ impl<'s, T: PartialEq + Send + Sync + 'static> IVar<'s, T> {
 }
 
 impl<'s, T: PartialEq + Send + Sync + 'static, E: EffectLevel> IVar<'s, T, E> {
-    /// The same variable with a narrower effect signature, to hand to code
-    /// that should be able to do less (see [`effects`](crate::effects)).
-    pub fn restrict<E2: Within<E>>(&self) -> IVar<'s, T, E2> {
-        IVar {
-            raw: Arc::clone(&self.raw),
-            session: self.session,
-            _brand: PhantomData,
-        }
-    }
-
     /// Sets the value; an equal second put is a no-op, a different one is a
     /// `ConflictingPut` that fails the session.
     pub fn put(&self, value: T) -> Result<(), Error>
@@ -192,21 +180,7 @@ pub struct MaxCounter<'s, E = Det> {
     _brand: Brand<'s, E>,
 }
 
-impl<E> Clone for MaxCounter<'_, E> {
-    fn clone(&self) -> Self {
-        Self {
-            raw: Arc::clone(&self.raw),
-            session: self.session,
-            _brand: PhantomData,
-        }
-    }
-}
-
-impl<E> std::fmt::Debug for MaxCounter<'_, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MaxCounter")
-    }
-}
+handle_impls!(MaxCounter, []);
 
 impl<'s> MaxCounter<'s> {
     /// A counter at 0.
@@ -220,16 +194,6 @@ impl<'s> MaxCounter<'s> {
 }
 
 impl<'s, E: EffectLevel> MaxCounter<'s, E> {
-    /// The same variable with a narrower effect signature, to hand to code
-    /// that should be able to do less (see [`effects`](crate::effects)).
-    pub fn restrict<E2: Within<E>>(&self) -> MaxCounter<'s, E2> {
-        MaxCounter {
-            raw: Arc::clone(&self.raw),
-            session: self.session,
-            _brand: PhantomData,
-        }
-    }
-
     /// Raises the counter to at least `n`.
     pub fn put(&self, n: u64) -> Result<(), Error>
     where
@@ -292,21 +256,7 @@ pub struct IStructure<'s, T, E = Det> {
     _brand: Brand<'s, E>,
 }
 
-impl<T, E> Clone for IStructure<'_, T, E> {
-    fn clone(&self) -> Self {
-        Self {
-            raw: Arc::clone(&self.raw),
-            session: self.session,
-            _brand: PhantomData,
-        }
-    }
-}
-
-impl<T, E> std::fmt::Debug for IStructure<'_, T, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("IStructure")
-    }
-}
+handle_impls!(IStructure, [T]);
 
 impl<'s, T: PartialEq + Send + Sync + 'static> IStructure<'s, T> {
     /// An IStructure of `len` empty slots.
@@ -320,16 +270,6 @@ impl<'s, T: PartialEq + Send + Sync + 'static> IStructure<'s, T> {
 }
 
 impl<'s, T: PartialEq + Send + Sync + 'static, E: EffectLevel> IStructure<'s, T, E> {
-    /// The same variable with a narrower effect signature, to hand to code
-    /// that should be able to do less (see [`effects`](crate::effects)).
-    pub fn restrict<E2: Within<E>>(&self) -> IStructure<'s, T, E2> {
-        IStructure {
-            raw: Arc::clone(&self.raw),
-            session: self.session,
-            _brand: PhantomData,
-        }
-    }
-
     /// The number of slots.
     pub fn len(&self) -> usize {
         self.raw.len()
@@ -403,21 +343,7 @@ pub struct Counter<'s, E = Det> {
     _brand: Brand<'s, E>,
 }
 
-impl<E> Clone for Counter<'_, E> {
-    fn clone(&self) -> Self {
-        Self {
-            raw: Arc::clone(&self.raw),
-            session: self.session,
-            _brand: PhantomData,
-        }
-    }
-}
-
-impl<E> std::fmt::Debug for Counter<'_, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Counter")
-    }
-}
+handle_impls!(Counter, []);
 
 impl<'s> Counter<'s> {
     /// A counter at 0.
@@ -431,16 +357,6 @@ impl<'s> Counter<'s> {
 }
 
 impl<'s, E: EffectLevel> Counter<'s, E> {
-    /// The same variable with a narrower effect signature, to hand to code
-    /// that should be able to do less (see [`effects`](crate::effects)).
-    pub fn restrict<E2: Within<E>>(&self) -> Counter<'s, E2> {
-        Counter {
-            raw: Arc::clone(&self.raw),
-            session: self.session,
-            _brand: PhantomData,
-        }
-    }
-
     /// Adds `n` to the count. Bumping a frozen counter by `n > 0`
     /// (`PutAfterFreeze`) or past [`COUNTER_LIMIT`](crate::data::COUNTER_LIMIT)
     /// (`OutOfRange`) fails the session; bumping by 0 never fails.
@@ -499,21 +415,7 @@ pub struct PNCounter<'s, E = Det> {
     _brand: Brand<'s, E>,
 }
 
-impl<E> Clone for PNCounter<'_, E> {
-    fn clone(&self) -> Self {
-        Self {
-            raw: Arc::clone(&self.raw),
-            session: self.session,
-            _brand: PhantomData,
-        }
-    }
-}
-
-impl<E> std::fmt::Debug for PNCounter<'_, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PNCounter")
-    }
-}
+handle_impls!(PNCounter, []);
 
 impl<'s> PNCounter<'s> {
     /// A counter with no increments and no decrements.
@@ -527,16 +429,6 @@ impl<'s> PNCounter<'s> {
 }
 
 impl<'s, E: EffectLevel> PNCounter<'s, E> {
-    /// The same variable with a narrower effect signature, to hand to code
-    /// that should be able to do less (see [`effects`](crate::effects)).
-    pub fn restrict<E2: Within<E>>(&self) -> PNCounter<'s, E2> {
-        PNCounter {
-            raw: Arc::clone(&self.raw),
-            session: self.session,
-            _brand: PhantomData,
-        }
-    }
-
     /// Adds `n` to the increments; errors fail the session (as
     /// [`Counter::bump`]).
     pub fn increment(&self, n: u64) -> Result<(), Error>

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use super::effects::{Det, EffectLevel, HasFreeze, HasGet, HasPut, Within};
 use super::freeze::{DeferredFreeze, Freeze};
 use super::handlers::HandlerPool;
+use super::handles::handle_impls;
 use super::session::{Par, Session};
 use crate::data::{RawIMap, RawISet};
 use crate::error::Error;
@@ -56,21 +57,7 @@ pub struct IMap<'s, K, L: Lattice, E = Det> {
     _brand: Brand<'s, E>,
 }
 
-impl<K, L: Lattice, E> Clone for IMap<'_, K, L, E> {
-    fn clone(&self) -> Self {
-        Self {
-            raw: Arc::clone(&self.raw),
-            session: self.session,
-            _brand: PhantomData,
-        }
-    }
-}
-
-impl<K, L: Lattice, E> std::fmt::Debug for IMap<'_, K, L, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("IMap")
-    }
-}
+handle_impls!(IMap, [K, L: Lattice]);
 
 impl<'s, K, L> IMap<'s, K, L>
 where
@@ -92,16 +79,6 @@ where
     K: Hash + Eq + Send + Sync + 'static,
     L: Lattice + Send + Sync + 'static,
 {
-    /// The same variable with a narrower effect signature, to hand to code
-    /// that should be able to do less (see [`effects`](crate::effects)).
-    pub fn restrict<E2: Within<E>>(&self) -> IMap<'s, K, L, E2> {
-        IMap {
-            raw: Arc::clone(&self.raw),
-            session: self.session,
-            _brand: PhantomData,
-        }
-    }
-
     /// Joins `value` into `key`'s state (bottom if the key is new). Fails,
     /// and fails the session, with `ConflictingPut` if the join would be
     /// top, or `PutAfterFreeze` if the map is frozen and the insert would
@@ -227,21 +204,7 @@ pub struct IMapOfSets<'s, K, T, E = Det> {
     _brand: Brand<'s, E>,
 }
 
-impl<K, T, E> Clone for IMapOfSets<'_, K, T, E> {
-    fn clone(&self) -> Self {
-        Self {
-            raw: Arc::clone(&self.raw),
-            session: self.session,
-            _brand: PhantomData,
-        }
-    }
-}
-
-impl<K, T, E> std::fmt::Debug for IMapOfSets<'_, K, T, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("IMapOfSets")
-    }
-}
+handle_impls!(IMapOfSets, [K, T]);
 
 impl<'s, K, T> IMapOfSets<'s, K, T>
 where
@@ -263,16 +226,6 @@ where
     K: Hash + Eq + Send + Sync + 'static,
     T: Hash + Eq + Send + Sync + 'static,
 {
-    /// The same variable with a narrower effect signature, to hand to code
-    /// that should be able to do less (see [`effects`](crate::effects)).
-    pub fn restrict<E2: Within<E>>(&self) -> IMapOfSets<'s, K, T, E2> {
-        IMapOfSets {
-            raw: Arc::clone(&self.raw),
-            session: self.session,
-            _brand: PhantomData,
-        }
-    }
-
     /// Inserts `x` into `key`'s set (an empty set if the key is new).
     /// Fails, and fails the session, with `PutAfterFreeze` if the map (or
     /// that set) is frozen and the insert would change it.

@@ -21,11 +21,9 @@ pub type ParFuture<'s, R> = Pin<Box<dyn Future<Output = R> + Send + 's>>;
 /// Shared state of one running session.
 pub(crate) struct Session {
     /// Session-lifetime state that handles borrow instead of counting
-    /// references (see [`Session::keep`]). Declared first, so dropped
-    /// first: nothing in it refers to the group.
-    kept: Mutex<Vec<Box<dyn Send + Sync>>>,
-    /// Session-lifetime structures that may hold user callbacks (handler
-    /// closures borrowing `'s` data); see [`Session::keep_structure`].
+    /// references, some of it holding user callbacks (handler closures
+    /// borrowing `'s` data); see [`Session::keep_structure`]. Declared
+    /// first, so dropped first: nothing in it refers to the group.
     structures: Mutex<Vec<Box<dyn SessionStructure>>>,
     pub(crate) group: TaskGroup,
     error: Mutex<Option<Error>>,
@@ -38,13 +36,7 @@ impl Session {
     /// For state without user callbacks or borrowed data (`'static`):
     /// it is dropped with the session, after every task.
     pub(crate) fn keep<X: Send + Sync + 'static>(&self, x: X) -> &X {
-        let boxed = Box::new(x);
-        let ptr: *const X = &*boxed;
-        lock(&self.kept).push(boxed);
-        // SAFETY: the box's contents never move and are only dropped with
-        // the session (`kept` is never shrunk), and the reference cannot
-        // outlive `&self`.
-        unsafe { &*ptr }
+        &self.keep_structure(NoCallbacks(x)).0
     }
 
     /// Moves a structure into the session and lends it out for the
@@ -57,8 +49,9 @@ impl Session {
         let boxed = Box::new(x);
         let ptr: *const X = &*boxed;
         lock(&self.structures).push(boxed);
-        // SAFETY: as in `keep`: the box never moves and lives as long as
-        // the session.
+        // SAFETY: the box's contents never move and are only dropped with
+        // the session (`structures` only grows until `Drop`), and the
+        // reference cannot outlive `&self`.
         unsafe { &*ptr }
     }
 
@@ -167,6 +160,15 @@ pub(crate) trait SessionStructure: Send + Sync {
     fn take_callbacks(&mut self) -> Vec<Box<dyn Send + Sync>>;
 }
 
+/// State kept by the session that holds no user callbacks.
+struct NoCallbacks<X>(X);
+
+impl<X: Send + Sync> SessionStructure for NoCallbacks<X> {
+    fn take_callbacks(&mut self) -> Vec<Box<dyn Send + Sync>> {
+        Vec::new()
+    }
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
         // Phase 1: user callbacks (which may refer to any structure of the
@@ -197,7 +199,6 @@ where
     R: Send,
 {
     let session = Session {
-        kept: Mutex::new(Vec::new()),
         structures: Mutex::new(Vec::new()),
         group: TaskGroup::new(registry),
         error: Mutex::new(None),

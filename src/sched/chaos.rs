@@ -74,10 +74,8 @@ mod off {
 mod imp {
     use std::cell::Cell;
     use std::future::Future;
-    use std::pin::Pin;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
     use std::sync::OnceLock;
-    use std::task::{Context, Poll};
 
     /// The global seed set by `set_global_seed` (valid once `GLOBAL_SET`).
     static GLOBAL_SEED: AtomicU64 = AtomicU64::new(0);
@@ -190,26 +188,12 @@ mod imp {
     pub(crate) async fn get<F: Future>(f: F) -> F::Output {
         jitter();
         if next_u64() % 4 == 0 {
-            PendingOnce(false).await;
+            // `Pending` once, with a self-wake.
+            crate::sched::yield_now().await;
         }
         let v = f.await;
         jitter();
         v
-    }
-
-    /// Returns `Pending` once, waking its task at once.
-    struct PendingOnce(bool);
-
-    impl Future for PendingOnce {
-        type Output = ();
-        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-            if self.0 {
-                return Poll::Ready(());
-            }
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
     }
 
     /// A random stride through `n` steal victims, coprime with `n` so that
