@@ -4,7 +4,9 @@
 //! listener's registration (delivered exactly once), inserts racing freeze
 //! (in the frozen value or `PutAfterFreeze`), and `wait_contains` /
 //! `wait_size` racing the insert that satisfies them (loom reports a
-//! deadlock if a waiter is never woken).
+//! deadlock if a waiter is never woken). The `dense_*` models run the same
+//! races on a dense set (`src/data/iset/dense.rs`), whose elements are bits
+//! of one word here.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -90,50 +92,67 @@ fn different_elements_during_a_resize_are_both_kept() {
 
 #[test]
 fn insert_racing_add_listener_is_delivered_exactly_once() {
-    loom::model(|| {
-        let set = tiny_set(&[1]);
-        // Deliveries per element (a plain recorder: loom runs model threads
-        // on one OS thread).
-        let seen: std::sync::Arc<[AtomicUsize; 4]> = std::sync::Arc::new(Default::default());
-        let inserter = {
-            let set = set.clone();
-            thread::spawn(move || set.insert(3).unwrap())
-        };
-        let rec = seen.clone();
-        set.loom_add_listener(move |x: &u64| {
-            rec[*x as usize].fetch_add(1, SeqCst);
-        })
-        .unwrap();
-        assert!(inserter.join().unwrap());
-        assert_eq!(seen[1].load(SeqCst), 1, "the element present before");
-        assert_eq!(seen[3].load(SeqCst), 1, "the racing element");
-        assert_eq!(seen[0].load(SeqCst) + seen[2].load(SeqCst), 0);
-        lvars::sched::loom_exports::flush_deferred();
-    });
+    loom::model(|| listener_race(tiny_set(&[1])));
+}
+
+#[test]
+fn dense_insert_racing_add_listener_is_delivered_exactly_once() {
+    loom::model(|| listener_race(dense_set(&[1])));
+}
+
+/// `set` holds 1 (and nothing else below 8); 3 is inserted while a
+/// listener is added: it gets 1 and 3 once each and nothing else.
+fn listener_race<S: BuildHasher + Send + Sync + 'static>(set: Arc<RawISet<u64, S>>) {
+    // Deliveries per element (a plain recorder: loom runs model threads on
+    // one OS thread).
+    let seen: std::sync::Arc<[AtomicUsize; 8]> = std::sync::Arc::new(Default::default());
+    let inserter = {
+        let set = set.clone();
+        thread::spawn(move || set.insert(3).unwrap())
+    };
+    let rec = seen.clone();
+    set.loom_add_listener(move |x: &u64| {
+        rec[*x as usize].fetch_add(1, SeqCst);
+    })
+    .unwrap();
+    assert!(inserter.join().unwrap());
+    assert_eq!(seen[1].load(SeqCst), 1, "the element present before");
+    assert_eq!(seen[3].load(SeqCst), 1, "the racing element");
+    let others: usize = [0, 2, 4, 5, 6, 7].iter().map(|&i| seen[i].load(SeqCst)).sum();
+    assert_eq!(others, 0);
+    lvars::sched::loom_exports::flush_deferred();
 }
 
 #[test]
 fn insert_racing_freeze_is_in_the_frozen_value_or_fails() {
-    loom::model(|| {
-        let set = tiny_set(&[1]);
-        let inserter = {
-            let set = set.clone();
-            thread::spawn(move || set.insert(3))
-        };
-        let frozen = set.freeze_sorted();
-        match inserter.join().unwrap() {
-            Ok(true) => assert_eq!(frozen, vec![1, 3], "a successful insert is in the frozen value"),
-            Err(e) => {
-                assert_eq!(e, Error::PutAfterFreeze { lvar: "ISet" });
-                assert_eq!(frozen, vec![1]);
-            }
-            Ok(false) => panic!("3 was new"),
+    loom::model(|| freeze_race(tiny_set(&[1])));
+}
+
+#[test]
+fn dense_insert_racing_freeze_is_in_the_frozen_value_or_fails() {
+    loom::model(|| freeze_race(dense_set(&[1])));
+}
+
+/// `set` holds 1; 3 is inserted while the set is frozen: it is in the
+/// frozen value or fails with `PutAfterFreeze`.
+fn freeze_race<S: BuildHasher + Send + Sync + 'static>(set: Arc<RawISet<u64, S>>) {
+    let inserter = {
+        let set = set.clone();
+        thread::spawn(move || set.insert(3))
+    };
+    let frozen = set.freeze_sorted();
+    match inserter.join().unwrap() {
+        Ok(true) => assert_eq!(frozen, vec![1, 3], "a successful insert is in the frozen value"),
+        Err(e) => {
+            assert_eq!(e, Error::PutAfterFreeze { lvar: "ISet" });
+            assert_eq!(frozen, vec![1]);
         }
-        // Inserting an element already present still succeeds.
-        assert_eq!(set.insert(1), Ok(false));
-        assert_eq!(set.freeze_sorted(), frozen);
-        lvars::sched::loom_exports::flush_deferred();
-    });
+        Ok(false) => panic!("3 was new"),
+    }
+    // Inserting an element already present still succeeds.
+    assert_eq!(set.insert(1), Ok(false));
+    assert_eq!(set.freeze_sorted(), frozen);
+    lvars::sched::loom_exports::flush_deferred();
 }
 
 #[test]
@@ -164,6 +183,53 @@ fn wait_size_reached_by_two_racing_inserts_is_woken() {
         };
         set.insert(1).unwrap();
         other.join().unwrap();
+        waiter.join().unwrap();
+        lvars::sched::loom_exports::flush_deferred();
+    });
+}
+
+/// A dense set of 0..8 (one word) holding `pre`.
+fn dense_set(pre: &[u64]) -> Arc<RawISet<u64>> {
+    let set = Arc::new(RawISet::dense(8));
+    for &x in pre {
+        assert_eq!(set.insert(x), Ok(true));
+    }
+    set
+}
+
+#[test]
+fn dense_same_element_twice_exactly_one_insert_wins() {
+    loom::model(|| {
+        let set = dense_set(&[1]);
+        let other = {
+            let set = set.clone();
+            thread::spawn(move || set.insert(3))
+        };
+        // A different bit of the same word races too.
+        let mine = (set.insert(3), set.insert(5));
+        let theirs = other.join().unwrap();
+        match (mine.0, theirs) {
+            (Ok(true), Ok(false)) | (Ok(false), Ok(true)) => {}
+            other => panic!("exactly one insert must win, got {other:?}"),
+        }
+        assert_eq!(mine.1, Ok(true));
+        assert_eq!(set.len(), 3);
+        assert_eq!(set.freeze_sorted(), vec![1, 3, 5]);
+    });
+}
+
+#[test]
+fn dense_wait_contains_and_wait_size_racing_the_insert_are_woken() {
+    loom::model(|| {
+        let set = dense_set(&[1]);
+        let waiter = {
+            let set = set.clone();
+            thread::spawn(move || {
+                block_on(set.wait_contains(3));
+                block_on(set.wait_size(2));
+            })
+        };
+        set.insert(3).unwrap();
         waiter.join().unwrap();
         lvars::sched::loom_exports::flush_deferred();
     });

@@ -8,7 +8,7 @@ use std::time::Duration;
 use lvars::data::MAX_COUNTER_LIMIT;
 use lvars::lattice::{Flat, MapUnion, Max, SetUnion};
 use lvars::lvar::ThresholdSet;
-use lvars::{Error, IVar, JoinHandle, LVar, MaxCounter, Par, ParFuture, ThreadPool};
+use lvars::{Error, ISet, IVar, JoinHandle, LVar, MaxCounter, Par, ParFuture, ThreadPool};
 
 mod common;
 use common::{pool, within};
@@ -158,6 +158,20 @@ fn counter_out_of_range(pool: &ThreadPool) -> Result<u64, Error> {
     })
 }
 
+fn dense_set_out_of_range(pool: &ThreadPool) -> Result<u64, Error> {
+    pool.run_par(|p| {
+        Box::pin(async move {
+            let set: ISet<u32> = ISet::dense(p, 100);
+            set.insert(99).unwrap(); // the largest element is fine
+            p.fork(async move {
+                let _ = set.insert(100); // beyond the bound: fails the session
+            });
+            set.wait_size(2).await; // never reached
+            5
+        })
+    })
+}
+
 fn root_blocked_on_empty_ivar(pool: &ThreadPool) -> Result<u64, Error> {
     pool.run_par(|p| {
         Box::pin(async move {
@@ -262,6 +276,15 @@ fn out_of_range_max_counter_put() {
         "MaxCounter overflow",
         counter_out_of_range,
         Error::OutOfRange { lvar: "MaxCounter" },
+    );
+}
+
+#[test]
+fn out_of_range_dense_set_insert() {
+    expect_error(
+        "dense ISet insert beyond the bound",
+        dense_set_out_of_range,
+        Error::OutOfRange { lvar: "dense ISet" },
     );
 }
 

@@ -79,6 +79,17 @@ fn every_handler_sees_every_element_exactly_once_under_racing_inserts() {
 /// x -> 3x below a bound, the same on every run and every pool size.
 #[test]
 fn a_handler_driven_traversal_is_deterministic() {
+    handler_driven_traversal(false);
+}
+
+#[test]
+fn a_handler_driven_traversal_over_a_dense_set_is_deterministic() {
+    handler_driven_traversal(true);
+}
+
+/// The numbers below 5000 of the form 2^a 3^b, reached from 1 by handlers
+/// that insert 2x and 3x, into a hashed or a dense set.
+fn handler_driven_traversal(dense: bool) {
     let expected: Vec<u32> = (1..5000u32)
         .filter(|&x| {
             let mut y = x;
@@ -97,7 +108,7 @@ fn a_handler_driven_traversal_is_deterministic() {
             let got = pool
                 .run_par_then_freeze(|p| {
                     Box::pin(async move {
-                        let set: ISet<u32> = ISet::new(p);
+                        let set: ISet<u32> = if dense { ISet::dense(p, 5000) } else { ISet::new(p) };
                         let handlers = HandlerPool::new(p);
                         let s = set;
                         handlers
@@ -117,7 +128,7 @@ fn a_handler_driven_traversal_is_deterministic() {
                     })
                 })
                 .unwrap();
-            assert_eq!(got, expected, "workers = {workers}");
+            assert_eq!(got, expected, "workers = {workers}, dense = {dense}");
         }
     }
 }

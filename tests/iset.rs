@@ -85,10 +85,17 @@ fn sequential_inserts_membership_and_size() {
     assert_eq!(set.freeze_sorted(), (0..20_000u64).map(|i| i * 7).collect::<Vec<_>>());
 }
 
-/// `threads` threads insert overlapping ranges into a set that starts with
-/// 2 slots; checks exact results. Returns nothing; panics on a mismatch.
-fn overlapping_inserts(threads: usize, per_thread: u64, overlap: u64) {
-    let set = Arc::new(RawISet::with_capacity(0));
+/// A hashed set that starts with 2 slots (so inserts race resizes).
+fn tiny(_bound: usize) -> RawISet<u64> {
+    RawISet::with_capacity(0)
+}
+
+/// `threads` threads insert overlapping ranges into `make(bound)` (a hashed
+/// set that starts with 2 slots, or a dense set); checks exact results.
+/// Returns nothing; panics on a mismatch.
+fn overlapping_inserts(threads: usize, per_thread: u64, overlap: u64, make: fn(usize) -> RawISet<u64>) {
+    let distinct = (threads as u64 - 1) * (per_thread - overlap) + per_thread;
+    let set = Arc::new(make(distinct as usize + 1));
     let barrier = Arc::new(Barrier::new(threads));
     let wins: u64 = thread::scope(|s| {
         let hs: Vec<_> = (0..threads as u64)
@@ -103,7 +110,6 @@ fn overlapping_inserts(threads: usize, per_thread: u64, overlap: u64) {
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).sum()
     });
-    let distinct = (threads as u64 - 1) * (per_thread - overlap) + per_thread;
     assert_eq!(wins, distinct, "exactly one insert of each element returns true");
     assert_eq!(set.len() as u64, distinct);
     assert!((0..distinct).all(|x| set.contains(&x)));
@@ -114,14 +120,21 @@ fn overlapping_inserts(threads: usize, per_thread: u64, overlap: u64) {
 #[test]
 fn racing_inserts_two_threads_many_resizes() {
     for _ in 0..60 {
-        overlapping_inserts(2, 4_000, 3_000);
+        overlapping_inserts(2, 4_000, 3_000, tiny);
     }
 }
 
 #[test]
 fn racing_inserts_eight_threads_many_resizes() {
     for _ in 0..60 {
-        overlapping_inserts(8, 2_000, 1_500);
+        overlapping_inserts(8, 2_000, 1_500, tiny);
+    }
+}
+
+#[test]
+fn racing_inserts_into_a_dense_set_eight_threads() {
+    for _ in 0..60 {
+        overlapping_inserts(8, 2_000, 1_500, RawISet::dense);
     }
 }
 
@@ -347,10 +360,22 @@ fn freeze_of_a_full_table_and_of_an_empty_set() {
 
 #[test]
 fn freeze_racing_inserts_loses_nothing() {
+    freeze_racing_inserts(tiny);
+}
+
+#[test]
+fn freeze_racing_inserts_into_a_dense_set_loses_nothing() {
+    freeze_racing_inserts(RawISet::dense);
+}
+
+/// Three threads insert 9,000 distinct elements into `make(9_000)` while
+/// the set is frozen after a varying delay: every insert is either in the
+/// frozen value or fails with `PutAfterFreeze`.
+fn freeze_racing_inserts(make: fn(usize) -> RawISet<u64>) {
     // Rounds in which the freeze landed in the middle of the inserts.
     let mut raced = 0;
     for round in 0..60u64 {
-        let set = Arc::new(RawISet::with_capacity(0));
+        let set = Arc::new(make(9_000));
         let start = Arc::new(Barrier::new(4));
         let (frozen, results) = thread::scope(|s| {
             let hs: Vec<_> = (0..3u64)
@@ -489,4 +514,30 @@ fn racing_extends_count_each_element_once() {
         Err(lvars::Error::PutAfterFreeze { .. })
     ));
     assert!(!set.contains(&4), "extend stops at the first error");
+}
+
+#[test]
+fn a_dense_set_rejects_elements_beyond_its_bound_and_waits_like_a_hashed_one() {
+    let set: RawISet<u32> = RawISet::dense(1000);
+    assert_eq!(set.insert(1000), Err(Error::OutOfRange { lvar: "dense ISet" }));
+    assert_eq!(set.insert(u32::MAX), Err(Error::OutOfRange { lvar: "dense ISet" }));
+    assert!(set.is_empty());
+    let set = Arc::new(set);
+    let waiter = {
+        let set = set.clone();
+        thread::spawn(move || {
+            block_on(set.wait_contains(999));
+            block_on(set.wait_size(3));
+            set.len()
+        })
+    };
+    thread::sleep(Duration::from_millis(20));
+    for x in [5, 999, 63] {
+        assert_eq!(set.insert(x), Ok(true));
+    }
+    assert!(waiter.join().unwrap() >= 3);
+    assert!(set.contains(&63) && !set.contains(&64) && !set.contains(&5000));
+    assert_eq!(set.freeze(), 3);
+    assert!(set.is_frozen());
+    assert_eq!(set.freeze_sorted(), vec![5, 63, 999]);
 }

@@ -236,18 +236,18 @@ pub fn bfs_lvars(pool: &ThreadPool, g: &Arc<Graph>, start: u32, work: Work) -> R
     let g = Arc::clone(g);
     let visited = pool
         .run_par_then_freeze(move |p| {
+            // Shared by reference for the session: no reference count
+            // updated per reached vertex.
+            let g: &Graph = p.keep(g).as_ref();
             Box::pin(async move {
-                let set: ISet<u32> = ISet::with_capacity(p, g.num_vertices());
+                let set: ISet<u32> = ISet::dense(p, g.num_vertices());
                 let handlers = HandlerPool::new(p);
                 let s = set;
                 handlers
-                    .add_handler(&set, move |v| {
-                        let (s, g) = (s, Arc::clone(&g));
-                        async move {
-                            black_box(work.run(v));
-                            for &w in g.neighbours(v) {
-                                s.insert(w).expect("insert into the visited set");
-                            }
+                    .add_handler(&set, move |v| async move {
+                        black_box(work.run(v));
+                        for &w in g.neighbours(v) {
+                            s.insert(w).expect("insert into the visited set");
                         }
                     })
                     .expect("add the traversal handler");

@@ -85,22 +85,29 @@
 //! CAS are each followed by a `SeqCst` fence (or, for the insert, an
 //! equivalent `SeqCst` RMW + `SeqCst` load pair) and a read of the other's
 //! location, so either the scan sees the entry (in its table, or, if that
-//! table was retired, in the successor its migration copied it to) or the
+//! table is complete, in the successor its migration copied it to) or the
 //! insert sees the listener. Entries that lost their insert race were never
 //! published and are never delivered. `on_element` runs on the inserting (or
-//! adding) thread after every internal step, unpinned.
+//! adding) thread after every internal step.
 //!
 //! # Memory
 //!
-//! Tables are retired through crossbeam-epoch once complete and unlinked
-//! from `root` (inserts, probes, scans and migrations are pinned); entries,
-//! the linked tables and the listener nodes are freed by `Drop`. Entries
+//! A complete table is unlinked from `root` but not freed: every table the
+//! set ever had stays reachable from `first` through the `next` links and
+//! is freed by `Drop`, with the entries and the listener nodes. So a table
+//! pointer read from any atomic stays valid for `&self`'s lifetime, and no
+//! operation needs an epoch pin (a locked instruction and a thread-local
+//! lookup per insert, paid by every visit of a graph edge). The price is
+//! memory: the old tables hold fewer slots together than the newest one
+//! (each table is twice its predecessor), so at most one word per slot of
+//! the newest table is kept beyond what an epoch would keep. Entries
 //! live in a bump-allocated [`arena`] (one block cursor per counter stripe),
 //! freed as a whole with the set.
 //!
 //! Modelled by `loom_tests/iset.rs`.
 
 mod arena;
+mod dense;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -111,10 +118,11 @@ use std::ptr;
 use std::sync::Arc;
 
 use self::arena::Arena;
+pub use self::dense::DenseKey;
+use self::dense::{Dense, Handled};
 use self::table::{frozen_next, is_table, Entry, Probe, Table, COPIED};
 use super::striped::{thread_stripe, StripedCount, STRIPES};
 use crate::error::Error;
-use crate::lvar::reclaim::{self, Guard};
 use crate::lvar::wait::{WaitFuture, Waitable};
 use crate::lvar::waiters::WaiterList;
 use crate::sync::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
@@ -147,7 +155,10 @@ pub(crate) trait Listener<T>: Send + Sync {
 
 struct ListenerNode<T> {
     listener: Arc<dyn Listener<T>>,
+    /// The listener's bit in every entry's `handled` word (hashed sets).
     bit: u64,
+    /// The listener's delivered elements (dense sets only).
+    dense_handled: Option<Handled>,
     /// Written before the node is published, then immutable.
     next: *mut ListenerNode<T>,
 }
@@ -237,8 +248,14 @@ impl<T> Drop for NewEntry<'_, T> {
 /// ([`wait_contains`](Self::wait_contains), [`wait_size`](Self::wait_size))
 /// and the sorted frozen value ([`freeze_sorted`](Self::freeze_sorted)).
 pub struct RawISet<T, S = DefaultHashBuilder> {
-    /// The oldest table still linked; never null.
+    /// The oldest table not yet complete (or the newest); never null.
     root: AtomicPtr<Table<T>>,
+    /// The set's first table: with the `next` links, every table the set
+    /// ever had (freed by `Drop`).
+    first: *mut Table<T>,
+    /// `Some` for a dense set (`dense.rs`): its elements are bits there and
+    /// the tables stay empty.
+    dense: Option<Box<Dense<T>>>,
     hasher: S,
     /// Heads read on every insert: kept away from the counter stripes.
     listeners: AtomicPtr<ListenerNode<T>>,
@@ -249,14 +266,14 @@ pub struct RawISet<T, S = DefaultHashBuilder> {
     counts: StripedCount,
     arena: EntryArena<T>,
     /// Slot 0's address and the mask of the newest table, for prefetching
-    /// an insert's home slot before it is pinned. Only a hint, never
+    /// an insert's home slot before it is probed. Only a hint, never
     /// dereferenced (a stale or torn pair prefetches a useless line).
     hint: PrefetchHint,
 }
 
 // SAFETY: elements are shared by reference between threads (T: Send +
 // Sync); tables and entries are reached only through atomics and freed by
-// the epoch or by `Drop`; the hasher is used through `&self`.
+// `Drop`; the hasher is used through `&self`.
 unsafe impl<T: Send + Sync, S: Send> Send for RawISet<T, S> {}
 // SAFETY: as above.
 unsafe impl<T: Send + Sync, S: Sync> Sync for RawISet<T, S> {}
@@ -279,6 +296,33 @@ impl<T: Hash + Eq + Send + Sync + 'static> RawISet<T> {
     }
 }
 
+impl<T: DenseKey> RawISet<T> {
+    /// An empty *dense* set of the integers below `bound`: one bit per
+    /// possible element (`bound / 8` bytes, allocated at once), no hashing,
+    /// no entries. For sets of small integer keys such as vertex numbers,
+    /// where it makes inserting a present element one cached load.
+    /// Inserting an integer `>= bound` fails with `OutOfRange`. Everything
+    /// else (threshold reads, listeners, the sorted frozen value) behaves as
+    /// for a hashed set.
+    ///
+    /// ```
+    /// use lvars::data::RawISet;
+    /// use lvars::Error;
+    ///
+    /// let s: RawISet<u32> = RawISet::dense(100);
+    /// assert_eq!(s.insert(42), Ok(true));
+    /// assert_eq!(s.insert(42), Ok(false));
+    /// assert_eq!(s.insert(100), Err(Error::OutOfRange { lvar: "dense ISet" }));
+    /// assert_eq!(s.extend([7, 99, 7]), Ok(2));
+    /// assert_eq!(s.freeze_sorted(), vec![7, 42, 99]);
+    /// ```
+    pub fn dense(bound: usize) -> Self {
+        let mut set = Self::with_capacity_and_hasher(0, DefaultHashBuilder::default());
+        set.dense = Some(Box::new(Dense::new(bound)));
+        set
+    }
+}
+
 impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
     /// An empty set hashing with `hasher`.
     pub fn with_hasher(hasher: S) -> Self {
@@ -293,8 +337,11 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
             .and_then(usize::checked_next_power_of_two)
             .expect("RawISet capacity overflow")
             .max(MIN_CAPACITY);
+        let first = Table::alloc(capacity);
         Self {
-            root: AtomicPtr::new(Table::alloc(capacity)),
+            root: AtomicPtr::new(first),
+            first,
+            dense: None,
             hasher,
             listeners: AtomicPtr::new(ptr::null_mut()),
             size_waiters: WaiterList::new(),
@@ -321,6 +368,9 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
     /// timing-dependent; sessions hide the flag). Fails with
     /// `PutAfterFreeze` if the set is frozen and `value` is new.
     pub fn insert(&self, value: T) -> Result<bool, Error> {
+        if let Some(d) = &self.dense {
+            return self.insert_dense(d, value);
+        }
         let hash = self.hasher.hash_one(&value);
         // The home slot's cache miss overlaps with pinning and set-up.
         self.hint.prefetch(hash);
@@ -346,6 +396,10 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
     pub fn extend(&self, values: impl IntoIterator<Item = T>) -> Result<usize, Error> {
         const BATCH: usize = 16;
         let mut values = values.into_iter();
+        if self.dense.is_some() {
+            // Bits need no prefetching: one by one.
+            return values.try_fold(0, |new, v| Ok(new + usize::from(self.insert(v)?)));
+        }
         // On the stack: a batch costs no allocation.
         let mut batch: [Option<(u64, T)>; BATCH] = std::array::from_fn(|_| None);
         let mut new = 0;
@@ -371,17 +425,14 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
         let stripe = thread_stripe();
         let mut new = NewEntry::new(hash, value, &self.arena, stripe);
         let entry = {
-            let guard = reclaim::pin();
-            // SAFETY: `root` is never null; tables are freed only through
-            // the epoch, and we are pinned.
+            // SAFETY: `root` is never null; tables live as long as the set.
             let mut t = unsafe { &*self.root.load(Acquire) };
             loop {
                 let next = t.next.load(Acquire);
                 if is_table(next) {
-                    // SAFETY: a successor is retired only after its
-                    // predecessor; we are pinned.
+                    // SAFETY: tables live as long as the set.
                     let n = unsafe { &*next };
-                    let found = self.leave_migrating(t, n, hash, &guard, |w| {
+                    let found = self.leave_migrating(t, n, hash, |w| {
                         // SAFETY: entries live as long as the set.
                         table::tag_matches(w, hash) && unsafe { entry_eq(table::entry_of(w), hash, new.value()) }
                     });
@@ -409,12 +460,42 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
             }
             let entry = new.published();
             let count = self.counts.increment(stripe);
-            self.maybe_grow(t, count, &guard);
+            self.maybe_grow(t, count);
             entry
         };
         publication_fence();
         // SAFETY: published entries live as long as the set.
-        let value = unsafe { &(*entry).value };
+        self.wake_waiters(hash, unsafe { &(*entry).value });
+        // SAFETY: as above.
+        unsafe { self.deliver(entry) };
+        Ok(true)
+    }
+
+    /// `insert` into a dense set: the bit's CAS is the publication, then
+    /// the same counting, waking and delivering as for an entry.
+    fn insert_dense(&self, d: &Dense<T>, value: T) -> Result<bool, Error> {
+        let i = d.index(&value).ok_or(Error::OutOfRange { lvar: "dense ISet" })?;
+        if !d.insert(i)? {
+            return Ok(false);
+        }
+        self.counts.increment(thread_stripe());
+        publication_fence();
+        self.wake_waiters(d.hash(&value), &value);
+        let mut node = self.listeners.load(SeqCst);
+        while !node.is_null() {
+            // SAFETY: listener nodes live as long as the set.
+            let l = unsafe { &*node };
+            if l.dense_handled.as_ref().is_some_and(|h| h.claim(i)) {
+                l.listener.on_element(&value);
+            }
+            node = l.next;
+        }
+        Ok(true)
+    }
+
+    /// Wakes the waiters an insert of `value` (just published, after the
+    /// publication fence) may satisfy.
+    fn wake_waiters(&self, hash: u64, value: &T) {
         let stripe = &self.elem_waiters[elem_stripe(hash)];
         if !stripe.is_empty() {
             stripe.wake_matching(|w| (w.hash == hash && w.value == *value) || self.contains_hashed(w.hash, &w.value));
@@ -423,25 +504,15 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
             let n = self.len();
             self.size_waiters.wake_matching(|&want| n >= want);
         }
-        // SAFETY: as above.
-        unsafe { self.deliver(entry) };
-        Ok(true)
     }
 
     /// Before leaving a migrating table `t` for its successor `n`: helps
     /// the migration (claims chunks until none is left) and, unless it is
     /// complete, migrates the caller's own probe sequence. Returns `true`
     /// if `matches` found the element in `t` on the way.
-    fn leave_migrating(
-        &self,
-        t: &Table<T>,
-        n: &Table<T>,
-        hash: u64,
-        guard: &Guard,
-        matches: impl Fn(usize) -> bool,
-    ) -> bool {
+    fn leave_migrating(&self, t: &Table<T>, n: &Table<T>, hash: u64, matches: impl Fn(usize) -> bool) -> bool {
         if !t.is_complete() {
-            // SAFETY: `n` is `t`'s successor; we are pinned.
+            // SAFETY: `n` is `t`'s successor; tables live as long as the set.
             unsafe { t.help_migrate(n) };
             // SAFETY: as above.
             if !t.is_complete() && unsafe { t.migrate_range(n, hash, matches) } {
@@ -449,7 +520,7 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
             }
         }
         if t.is_complete() {
-            self.advance_root(guard);
+            self.advance_root();
         }
         false
     }
@@ -457,7 +528,7 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
     /// Load-factor check after an insert into `t` by a thread whose stripe
     /// just reached `count`: every `capacity / 256` inserts of a stripe,
     /// read the size and grow beyond a load factor of 1/2.
-    fn maybe_grow(&self, t: &Table<T>, count: usize, guard: &Guard) {
+    fn maybe_grow(&self, t: &Table<T>, count: usize) {
         let cap = t.capacity();
         let interval = (cap >> 8).max(1);
         if count & (interval - 1) != 0 || !t.next.load(Relaxed).is_null() || self.len() * 2 <= cap {
@@ -467,40 +538,41 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
         // chains); until then, help them.
         let mut r = self.root.load(Acquire);
         while !ptr::eq(r, t) {
-            // SAFETY: pinned; tables reachable from the root are alive.
+            // SAFETY: tables live as long as the set.
             let rt = unsafe { &*r };
             let next = rt.next.load(Acquire);
             if !is_table(next) {
                 return; // `t` left the chain meanwhile
             }
             if !rt.is_complete() {
-                // SAFETY: `next` is `rt`'s successor; pinned.
+                // SAFETY: `next` is `rt`'s successor; tables live as long as the set.
                 if unsafe { rt.help_migrate(&*next) } {
-                    self.advance_root(guard);
+                    self.advance_root();
                 }
                 return;
             }
             r = next;
         }
-        self.advance_root(guard);
+        self.advance_root();
         if !t.claim_growth() {
             return;
         }
         if let Ok(n) = t.install_successor() {
-            // SAFETY: just installed; pinned.
+            // SAFETY: just installed; tables live as long as the set.
             self.hint.set(unsafe { &*n });
-            // SAFETY: just installed as `t`'s successor; pinned.
+            // SAFETY: just installed as `t`'s successor; tables live as long as the set.
             if unsafe { t.help_migrate(&*n) } {
-                self.advance_root(guard);
+                self.advance_root();
             }
         }
     }
 
-    /// Unlinks complete tables from the root and retires them.
-    fn advance_root(&self, guard: &Guard) {
+    /// Moves the root past complete tables (they stay allocated, reachable
+    /// from `first`, until `Drop`).
+    fn advance_root(&self) {
         loop {
             let r = self.root.load(Acquire);
-            // SAFETY: pinned.
+            // SAFETY: tables live as long as the set.
             let rt = unsafe { &*r };
             if !rt.is_complete() {
                 return;
@@ -508,12 +580,8 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
             // A complete table has a successor holding all its entries.
             let next = rt.next.load(Acquire);
             // SeqCst like every publication a listener scan must not miss.
-            if self.root.compare_exchange(r, next, SeqCst, Acquire).is_ok() {
-                let r = r as usize;
-                // SAFETY: `r` is unreachable from the root now; threads that
-                // still hold it are pinned, so the epoch outlives them. The
-                // table owns only its slots, not the entries.
-                unsafe { guard.defer_unchecked(move || drop(Box::from_raw(r as *mut Table<T>))) };
+            if self.root.compare_exchange(r, next, SeqCst, Acquire).is_err() {
+                return; // another thread moved it on
             }
         }
     }
@@ -540,12 +608,23 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
     /// depends on timing (`false` may turn `true` later); deterministic
     /// code waits with [`wait_contains`](Self::wait_contains) instead.
     pub fn contains(&self, value: &T) -> bool {
-        self.contains_hashed(self.hasher.hash_one(value), value)
+        self.contains_hashed(self.hash_of(value), value)
+    }
+
+    /// The hash the set files `value` under (its waiter stripe, and for a
+    /// hashed set its home slot).
+    fn hash_of(&self, value: &T) -> u64 {
+        match &self.dense {
+            Some(d) => d.hash(value),
+            None => self.hasher.hash_one(value),
+        }
     }
 
     fn contains_hashed(&self, hash: u64, value: &T) -> bool {
-        let _guard = reclaim::pin();
-        // SAFETY: pinned; the root is never null.
+        if let Some(d) = &self.dense {
+            return d.index(value).is_some_and(|i| d.contains_index(i));
+        }
+        // SAFETY: the root is never null; tables live as long as the set.
         let mut t = unsafe { &*self.root.load(Acquire) };
         loop {
             match t.find(hash, value) {
@@ -555,7 +634,7 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
                     if !is_table(next) {
                         return false;
                     }
-                    // SAFETY: pinned.
+                    // SAFETY: tables live as long as the set.
                     t = unsafe { &*next };
                 }
             }
@@ -580,7 +659,7 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
     where
         S: Sync,
     {
-        let hash = self.hasher.hash_one(&value);
+        let hash = self.hash_of(&value);
         WaitFuture::new(
             ContainsSrc {
                 set: self,
@@ -602,6 +681,11 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
     /// inserts of new elements fail with `PutAfterFreeze`; inserts of
     /// elements already present still succeed.
     pub fn freeze(&self) -> usize {
+        if let Some(d) = &self.dense {
+            let n = d.freeze().len();
+            self.frozen.store(true, SeqCst);
+            return n;
+        }
         self.freeze_entries().len()
     }
 
@@ -611,6 +695,12 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
     where
         T: Ord + Clone,
     {
+        if let Some(d) = &self.dense {
+            // Ascending indices are ascending elements (`DenseKey`).
+            let out = d.freeze().into_iter().map(|i| d.element(i)).collect();
+            self.frozen.store(true, SeqCst);
+            return out;
+        }
         let mut out: Vec<T> = self
             .freeze_entries()
             .into_iter()
@@ -629,8 +719,7 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
     /// The freeze protocol (module doc): complete every migration, seal the
     /// last table, close its empty slots, collect its entries.
     fn freeze_entries(&self) -> Vec<*mut Entry<T>> {
-        let guard = reclaim::pin();
-        // SAFETY: pinned; the root is never null.
+        // SAFETY: the root is never null; tables live as long as the set.
         let mut t = unsafe { &*self.root.load(Acquire) };
         loop {
             let next = t.next.load(Acquire);
@@ -646,10 +735,10 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
             if next == frozen_next() {
                 break;
             }
-            // SAFETY: `next` is `t`'s successor; pinned.
+            // SAFETY: `next` is `t`'s successor; tables live as long as the set.
             unsafe { t.finish(&*next) };
-            self.advance_root(&guard);
-            // SAFETY: pinned.
+            self.advance_root();
+            // SAFETY: tables live as long as the set.
             t = unsafe { &*next };
         }
         let mut out = Vec::new();
@@ -671,6 +760,7 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
         let node = Box::into_raw(Box::new(ListenerNode {
             listener,
             bit,
+            dense_handled: self.dense.as_ref().map(|d| Handled::new(d.bound())),
             next: ptr::null_mut(),
         }));
         let mut head = self.listeners.load(Relaxed);
@@ -683,10 +773,25 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
             }
         }
         fence(SeqCst);
+        // SAFETY: listener nodes live as long as the set.
+        let listener = unsafe { &(*node).listener };
+        if let Some(d) = &self.dense {
+            // SAFETY: as above; set for dense sets.
+            let handled = unsafe { (*node).dense_handled.as_ref() }.expect("a dense set's listener has a bitmap");
+            let mut won = Vec::new();
+            d.for_each_index(|i| {
+                if handled.claim(i) {
+                    won.push(i);
+                }
+            });
+            for i in won {
+                listener.on_element(&d.element(i));
+            }
+            return Ok(());
+        }
         let mut won = Vec::new();
         {
-            let _guard = reclaim::pin();
-            // SAFETY: pinned; the root is never null.
+            // SAFETY: the root is never null; tables live as long as the set.
             let mut t = unsafe { &*self.root.load(Acquire) };
             loop {
                 t.for_each_entry(|e| {
@@ -699,12 +804,10 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
                 if !is_table(next) {
                     break;
                 }
-                // SAFETY: pinned.
+                // SAFETY: tables live as long as the set.
                 t = unsafe { &*next };
             }
         }
-        // SAFETY: listener nodes live as long as the set.
-        let listener = unsafe { &(*node).listener };
         for e in won {
             // SAFETY: entries live as long as the set.
             listener.on_element(unsafe { &(*e).value });
@@ -852,10 +955,12 @@ impl<T, S> Drop for RawISet<T, S> {
         // has been copied (`migrate_slot` runs no user code between the
         // mark and the `COPIED` flag) and every published entry sits in
         // exactly one slot that is not `COPIED`: drop each value there.
-        let mut t = self.root.load(Relaxed);
+        // Tables before the root are complete: all their entries are
+        // `COPIED` and dropped where they were copied to.
+        let mut t = self.first;
         while is_table(t) {
-            // SAFETY: linked tables are owned by the set; retired ones were
-            // handed to the epoch and are not linked any more.
+            // SAFETY: every table the set had is linked from `first` and
+            // owned by the set; each is freed once, here.
             let table = unsafe { Box::from_raw(t) };
             table.for_each_slot(|word, e| {
                 if word & COPIED == 0 {

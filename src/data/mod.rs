@@ -15,7 +15,7 @@ pub use counter::{RawCounter, COUNTER_LIMIT};
 pub(crate) use imap::EntryListener;
 pub use imap::RawIMap;
 pub(crate) use iset::Listener;
-pub use iset::{DefaultHashBuilder, RawISet};
+pub use iset::{DefaultHashBuilder, DenseKey, RawISet};
 pub use istructure::RawIStructure;
 pub use ivar::RawIVar;
 pub use max_counter::{RawMaxCounter, MAX_COUNTER_LIMIT};

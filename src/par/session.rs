@@ -129,6 +129,34 @@ impl<'s, E: EffectLevel> Par<'s, E> {
         }
     }
 
+    /// Moves `x` into the session and lends it to every task for the whole
+    /// session: the way to share read-only input (a graph, a table of
+    /// parameters) without borrowing from the caller's stack, which a
+    /// session body cannot do, and without cloning an `Arc` in every task
+    /// (a contended reference-count update per task when tasks run on
+    /// several workers). `x` is dropped when the session ends, after every
+    /// task.
+    ///
+    /// ```
+    /// use lvars::IVar;
+    ///
+    /// let weights = vec![3u64, 1, 4, 1, 5];
+    /// let r = lvars::run_par(move |p| {
+    ///     let weights: &Vec<u64> = p.keep(weights);
+    ///     Box::pin(async move {
+    ///         let total: IVar<u64> = IVar::new(p);
+    ///         let t = total.clone();
+    ///         // The task uses the kept vector by reference.
+    ///         p.fork(async move { t.put(weights.iter().sum()).unwrap() });
+    ///         *total.get().await
+    ///     })
+    /// });
+    /// assert_eq!(r, Ok(14));
+    /// ```
+    pub fn keep<X: Send + Sync + 'static>(self, x: X) -> &'s X {
+        self.session.keep(x)
+    }
+
     /// Runs `f`, an arbitrary side effect (printing, files, clocks). Only
     /// sessions run by [`run_par_io`] allow it: the result of such a
     /// session may depend on the outside world.
@@ -142,6 +170,7 @@ impl<'s, E: EffectLevel> Par<'s, E> {
     /// Forks `future` as a parallel task of this session and returns a
     /// handle to await its output. The session does not end until every
     /// forked task has finished, awaited or not.
+    #[inline]
     pub fn fork<F>(self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 's,

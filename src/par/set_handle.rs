@@ -9,7 +9,7 @@ type Brand<'s, E> = PhantomData<(fn(&'s ()) -> &'s (), E)>;
 use super::effects::{Det, EffectLevel, HasFreeze, HasGet, HasPut, Within};
 use super::freeze::{DeferredFreeze, Freeze};
 use super::session::{Par, Session, SessionStructure};
-use crate::data::RawISet;
+use crate::data::{DenseKey, RawISet};
 use crate::error::Error;
 use crate::sched::chaos;
 
@@ -79,6 +79,34 @@ impl<'s, T: Hash + Eq + Send + Sync + 'static> ISet<'s, T> {
     pub fn with_capacity<P: EffectLevel>(p: Par<'s, P>, n: usize) -> ISet<'s, T, P::Data> {
         ISet {
             raw: p.session.keep_structure(RawISet::with_capacity(n)),
+            session: p.session,
+            _brand: PhantomData,
+        }
+    }
+}
+
+impl<'s, T: DenseKey> ISet<'s, T> {
+    /// An empty dense set of the integers below `bound`, one bit each (see
+    /// [`RawISet::dense`]): the visited set of a traversal over vertex
+    /// numbers. Inserting an integer `>= bound` fails (and fails the
+    /// session) with `OutOfRange`.
+    ///
+    /// ```
+    /// use lvars::{run_par_then_freeze, Freeze, ISet};
+    ///
+    /// let frozen = run_par_then_freeze(|p| Box::pin(async move {
+    ///     let set: ISet<u32> = ISet::dense(p, 1000);
+    ///     for i in 0..10 {
+    ///         p.fork(async move { set.insert(i * 99).unwrap() });
+    ///     }
+    ///     set.then_freeze()
+    /// }))
+    /// .unwrap();
+    /// assert_eq!(frozen, vec![0, 99, 198, 297, 396, 495, 594, 693, 792, 891]);
+    /// ```
+    pub fn dense<P: EffectLevel>(p: Par<'s, P>, bound: usize) -> ISet<'s, T, P::Data> {
+        ISet {
+            raw: p.session.keep_structure(RawISet::dense(bound)),
             session: p.session,
             _brand: PhantomData,
         }

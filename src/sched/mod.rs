@@ -5,7 +5,8 @@
 //!
 //! Modules, from the bottom up: `sleep` (idle workers, no lost wake-ups),
 //! `job` and `latch` (units of work, completion flags), `registry` (queues,
-//! worker loop, deadlock detection), `join`, `par_for`, `task` (futures),
+//! worker loop, deadlock detection), `join`, `par_for`, `task` (futures)
+//! with `task_cache` (each worker's freed task blocks),
 //! `group` (barrier, failure and cancellation of a session's tasks), `pool`.
 
 pub(crate) mod chaos;
@@ -27,6 +28,7 @@ pub mod loom_exports {
     pub use crate::par::handlers::PoolState;
 }
 pub(crate) mod task;
+pub(crate) mod task_cache;
 
 pub use join::join;
 pub use par_for::{par_for, par_for_grain};

@@ -38,6 +38,7 @@
 //! wait (it is running, only waiting for an inner group).
 
 use std::cell::{Cell, UnsafeCell};
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
@@ -47,6 +48,7 @@ use super::chaos;
 use super::group::TaskGroup;
 use super::job::JobRef;
 use super::sleep::Sleep;
+use super::task_cache::TaskCache;
 use crate::sync::{lock, AtomicBool, Mutex, Ordering::Relaxed, Ordering::SeqCst};
 
 /// What the deadlock detector looks at, guarded by one mutex.
@@ -97,6 +99,9 @@ pub(crate) struct WorkerThread {
     /// The task being polled on this thread (for `fork`'s parent link), or
     /// null.
     current_task: Cell<*const ()>,
+    /// Freed task blocks for this worker's next forks. Only this thread
+    /// touches it, never re-entrantly (no user code runs inside its calls).
+    task_cache: UnsafeCell<TaskCache>,
 }
 
 impl Registry {
@@ -134,6 +139,7 @@ impl Registry {
                     registry: worker_registry,
                     rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)),
                     current_task: Cell::new(std::ptr::null()),
+                    task_cache: UnsafeCell::new(TaskCache::new()),
                 };
                 // Schedule fuzzing: this worker's stream (and so its victim
                 // choices) derive from the pool's seed and its index.
@@ -271,6 +277,25 @@ impl WorkerThread {
 
     pub(crate) fn set_current_task(&self, t: *const ()) -> *const () {
         self.current_task.replace(t)
+    }
+
+    /// A task block of size class `class` (see `task_cache`).
+    #[inline]
+    pub(crate) fn alloc_task_block(&self, class: usize) -> NonNull<u8> {
+        // SAFETY: only this thread touches the cache, and `alloc` runs no
+        // user code, so this is the only reference to it.
+        unsafe { (*self.task_cache.get()).alloc(class) }
+    }
+
+    /// Takes back a task block whose contents were dropped.
+    ///
+    /// # Safety
+    /// As [`TaskCache::free`].
+    #[inline]
+    pub(crate) unsafe fn free_task_block(&self, class: usize, block: NonNull<u8>) {
+        // SAFETY: only this thread touches the cache, and `free` runs no
+        // user code; the block contract is forwarded.
+        unsafe { (*self.task_cache.get()).free(class, block) }
     }
 
     #[inline]

@@ -1,5 +1,6 @@
 //! Parkable tasks: one heap allocation per task holding a header (state
-//! word, reference count, completion count) and the future.
+//! word, reference count, completion count) and the future, recycled
+//! through the worker's task cache (`task_cache.rs`).
 //!
 //! # State word
 //!
@@ -64,18 +65,21 @@
 //! read-modify-write at all (`free_exclusive`): the async analogue of an
 //! unstolen `join`.
 
+use std::alloc::Layout;
 use std::cell::UnsafeCell;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicUsize, Ordering::*};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::group::{TaskGroup, NOT_PARKED};
 use super::job::JobRef;
 use super::registry::WorkerThread;
+use super::task_cache;
 
 const SCHEDULED: usize = 1;
 const RUNNING: usize = 2;
@@ -161,8 +165,13 @@ where
         // its RUNNING bit and so owns `local_pending`.
         unsafe { *(*parent).local_pending.get() += 1 };
     }
-    let task = Box::new(Task {
-        header: Header {
+    let slot = alloc_task::<F>(worker);
+    // Written in place: building the task on the stack and moving it into
+    // its block costs a copy of the whole future (a `memmove` call) per fork.
+    // SAFETY: `slot` is a valid, aligned, uninitialised `Task<F>` block;
+    // both fields are written before it is used.
+    unsafe {
+        std::ptr::addr_of_mut!((*slot).header).write(Header {
             state: AtomicUsize::new(SCHEDULED | JOIN_INTEREST),
             refs: AtomicUsize::new(3),
             local_pending: UnsafeCell::new(1),
@@ -178,10 +187,10 @@ where
                 dealloc: dealloc::<F>,
             },
             join_waker: UnsafeCell::new(None),
-        },
-        stage: UnsafeCell::new(Stage::Running(future)),
-    });
-    let header = Box::into_raw(task) as *const Header;
+        });
+        std::ptr::addr_of_mut!((*slot).stage).write(UnsafeCell::new(Stage::Running(future)));
+    }
+    let header = slot as *const Header;
     // SAFETY: the task holds a reference for this JobRef.
     let job = unsafe { job_ref(header) };
     match worker {
@@ -570,11 +579,17 @@ unsafe fn take_output<F: Future>(h: *const Header, dst: *mut ()) {
     // SAFETY: called by the JoinHandle after observing COMPLETE (Acquire):
     // the task side no longer touches the stage.
     let stage = unsafe { &mut *(*(h as *const Task<F>)).stage.get() };
-    if let Stage::Finished(_) = stage {
-        if let Stage::Finished(v) = std::mem::replace(stage, Stage::Gone) {
-            // SAFETY: `dst` points to an `Option<F::Output>` (JoinHandle<T>
-            // is only created with T = F::Output).
-            unsafe { *(dst as *mut Option<F::Output>) = Some(v) };
+    if let Stage::Finished(v) = stage {
+        // Only the output is read (not the whole stage, which is as large
+        // as the future), and `Gone` overwrites the stage without dropping.
+        // SAFETY: the output is moved out exactly once: the stage is set to
+        // `Gone` right after, without running a destructor on it. `dst`
+        // points to an `Option<F::Output>` (JoinHandle<T> is only created
+        // with T = F::Output).
+        unsafe {
+            let v = std::ptr::read(v);
+            std::ptr::write(stage, Stage::Gone);
+            *(dst as *mut Option<F::Output>) = Some(v);
         }
     }
 }
@@ -587,9 +602,53 @@ unsafe fn drop_output<F: Future>(h: *const Header) {
     }
 }
 
+/// The size class of `Task<F>` in the task cache, if it is cached.
+const fn task_class<F: Future>() -> Option<usize> {
+    task_cache::class_of(Layout::new::<Task<F>>())
+}
+
+/// An uninitialised block for a `Task<F>`: from the current worker's task
+/// cache when the size is cached, else from the allocator.
+#[inline]
+fn alloc_task<F: Future>(worker: Option<&WorkerThread>) -> *mut Task<F> {
+    match const { task_class::<F>() } {
+        Some(class) => match worker {
+            Some(w) => w.alloc_task_block(class),
+            None => task_cache::alloc_block(class),
+        }
+        .cast()
+        .as_ptr(),
+        None => {
+            let layout = Layout::new::<Task<F>>();
+            // SAFETY: a task is never zero-sized (it has a header).
+            let p = unsafe { std::alloc::alloc(layout) };
+            if p.is_null() {
+                std::alloc::handle_alloc_error(layout);
+            }
+            p.cast()
+        }
+    }
+}
+
 unsafe fn dealloc<F: Future>(h: *const Header) {
+    let task = h as *mut Task<F>;
+    // The contents first: dropping them runs user code (which may free
+    // other tasks); the block goes back only afterwards.
     // SAFETY: last reference: nobody else can reach the allocation.
-    drop(unsafe { Box::from_raw(h as *mut Task<F>) });
+    unsafe { std::ptr::drop_in_place(task) };
+    // SAFETY: `task` is non-null (it was dereferenced above).
+    let block = unsafe { NonNull::new_unchecked(task) }.cast::<u8>();
+    match const { task_class::<F>() } {
+        Some(class) => match WorkerThread::current() {
+            // SAFETY: allocated by `alloc_task` as a block of `class`; its
+            // contents are dropped and nobody can reach it any more.
+            Some(w) => unsafe { w.free_task_block(class, block) },
+            // SAFETY: as above.
+            None => unsafe { task_cache::free_block(class, block) },
+        },
+        // SAFETY: allocated by `alloc_task` with this layout.
+        None => unsafe { std::alloc::dealloc(block.as_ptr(), Layout::new::<Task<F>>()) },
+    }
 }
 
 /// Awaits the output of a forked task.

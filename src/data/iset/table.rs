@@ -69,10 +69,9 @@
 //! table only starts growing once its predecessor's migration is complete
 //! (see `RawISet::grow`), so chains are short.
 //!
-//! A table is unlinked from the set's root once complete, and retired
-//! through crossbeam-epoch: every thread touching tables is pinned. Entries
-//! are never freed before the set is dropped, so a pointer read from any
-//! slot of any reachable table stays valid for `&self`'s lifetime.
+//! A table is unlinked from the set's root once complete, but neither
+//! tables nor entries are freed before the set is dropped, so a pointer
+//! read from any slot or `next` link stays valid for `&self`'s lifetime.
 //!
 //! **Invariant (one owning slot).** Once no operation is in progress, every
 //! published entry sits in exactly one slot that is not `COPIED`: it enters
@@ -331,7 +330,7 @@ impl<T> Table<T> {
     /// Returns `true` (and stops) if `matches` holds for an entry on the way.
     ///
     /// # Safety
-    /// `next` is this table's successor; the caller is pinned.
+    /// `next` is this table's successor.
     pub(super) unsafe fn migrate_range(&self, next: &Table<T>, hash: u64, matches: impl Fn(usize) -> bool) -> bool {
         let mut i = hash as usize;
         let mut seen = 0;
@@ -362,7 +361,7 @@ impl<T> Table<T> {
     /// `next` and flags it `COPIED`. Idempotent.
     ///
     /// # Safety
-    /// `next` is this table's successor; the caller is pinned.
+    /// `next` is this table's successor.
     unsafe fn migrate_slot(&self, next: &Table<T>, i: usize) {
         let slot = self.slot(i);
         let mut v = slot.load(Acquire);
@@ -373,8 +372,7 @@ impl<T> Table<T> {
         if e.is_null() || v & COPIED != 0 {
             return; // was EMPTY (now MOVED), MOVED, or already copied
         }
-        // SAFETY: entries live as long as the set; `next` is alive while we
-        // are pinned (caller contract).
+        // SAFETY: entries and tables live as long as the set.
         unsafe { next.place(e, (*e).hash) };
         // The slot is frozen (marked): nothing else changes it but this
         // same flag, so a store is enough.
@@ -386,7 +384,7 @@ impl<T> Table<T> {
     /// empty slot. Idempotent.
     ///
     /// # Safety
-    /// The caller is pinned; `e` is a live entry of the set.
+    /// `e` is a live entry of the set.
     unsafe fn place(&self, e: *mut Entry<T>, hash: u64) {
         let word = encode(e, hash);
         let mut t = self;
@@ -414,7 +412,7 @@ impl<T> Table<T> {
                 }
                 if entry_of::<T>(v).is_null() {
                     // SAFETY: MOVED is only written once `next` is a table;
-                    // we are pinned (caller contract).
+                    // tables live as long as the set.
                     let next = unsafe { &*t.next.load(Acquire) };
                     // SAFETY: as above.
                     if unsafe { t.migrate_range(next, hash, |w| entry_of::<T>(w) == e) } {
@@ -430,7 +428,7 @@ impl<T> Table<T> {
             // creating it if need be (nothing can be placed in `t` any
             // more, so no range needs migrating first).
             match t.successor_for_full() {
-                // SAFETY: a published successor lives as long as we are pinned.
+                // SAFETY: tables live as long as the set.
                 Some(n) => t = unsafe { &*n },
                 None => {
                     debug_assert!(false, "a copy never goes into a frozen table");
@@ -475,7 +473,7 @@ impl<T> Table<T> {
     /// Returns `true` if this call completed the migration.
     ///
     /// # Safety
-    /// `next` is this table's successor; the caller is pinned.
+    /// `next` is this table's successor.
     pub(super) unsafe fn help_migrate(&self, next: &Table<T>) -> bool {
         let cap = self.capacity();
         let chunk = CHUNK.min(cap);
@@ -505,7 +503,7 @@ impl<T> Table<T> {
     /// marks the table complete.
     ///
     /// # Safety
-    /// `next` is this table's successor; the caller is pinned or exclusive.
+    /// `next` is this table's successor.
     pub(super) unsafe fn finish(&self, next: &Table<T>) {
         if self.is_complete() {
             return;
