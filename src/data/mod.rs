@@ -9,7 +9,7 @@ mod ivar;
 mod max_counter;
 mod monotone_word;
 mod pn_counter;
-mod striped;
+pub(crate) mod striped;
 
 pub use counter::{RawCounter, COUNTER_LIMIT};
 pub(crate) use imap::EntryListener;

@@ -14,15 +14,34 @@
 //!
 //! # Quiescence
 //!
-//! `pending` counts handler callbacks started and not finished. A callback
-//! is counted *before* the insert that triggered it returns, and a callback
-//! that inserts more elements counts them before it finishes, so while work
-//! remains the count cannot read zero. Each time it reaches zero the pool's
-//! `quiescent` epoch is bumped and quiesce waiters are woken: a
-//! `quiesce()` future resolves once the count is zero or the epoch moved
-//! past the value it saw when it started (so a zero that lasted only an
-//! instant is not missed). Counter-based, no lock; modelled by
-//! `loom_tests/quiesce.rs`.
+//! Two monotone counts per stripe of threads (`data::striped`): callbacks
+//! *started* and callbacks *finished*, each incremented by the thread that
+//! starts or finishes the callback on its own stripe, so no word is shared
+//! between workers (a single `pending` counter was a contended cache line
+//! touched twice per element). A callback is counted as started *before*
+//! the insert that triggered it returns, and a callback that inserts more
+//! elements starts them before it finishes, so while work remains the
+//! finished total is below the started total.
+//!
+//! **Invariant (exact quiescence).** Reading every `finished` stripe and
+//! then every `started` stripe gives `F <= finished(t) <= started(t) <= S`
+//! for an instant `t` between the two passes (every stripe only grows, and
+//! a callback's start happens before its finish). So `F == S` proves the
+//! pool was quiescent at `t`; and once it is quiescent for good, the next
+//! read finds `F == S`.
+//!
+//! **No lost wake-up.** A finisher, after its `SeqCst` increment, loads the
+//! quiesce waiter list (`SeqCst`) and, only if a waiter is there, reads the
+//! sums; if they are equal it bumps the `quiescent` epoch and wakes the
+//! waiters. A waiter registers, fences and re-checks the sums (the protocol
+//! of `lvar/waiters.rs`). Of the finishes that together bring the pool to
+//! quiescence, the last one in the `SeqCst` order sees all the others'
+//! increments, and either it sees the waiter or the waiter's re-check sees
+//! its increment. A `quiesce()` future resolves once the pool is quiescent
+//! or the epoch moved past the value it read when it was made (the epoch
+//! moves while waiters are registered, so a zero that lasts only an instant
+//! after the future's first poll is not missed). Counter-based, no lock;
+//! modelled by `loom_tests/quiesce.rs`, across stripes.
 //!
 //! Quiescence covers the pool's handlers: inserts by other tasks that are
 //! still running are not waited for. Freezing after quiescence is therefore
@@ -40,6 +59,7 @@ use crossbeam_utils::CachePadded;
 use super::effects::{EffectLevel, HasFreeze, HasGet};
 use super::session::{Par, Session};
 use super::set_handle::ISet;
+use crate::data::striped::{thread_stripe, STRIPES};
 use crate::data::{EntryListener, Listener};
 use crate::error::Error;
 use crate::lvar::wait::{WaitFuture, Waitable};
@@ -50,36 +70,75 @@ use crate::sync::{fence, AtomicU64, AtomicUsize, Ordering::SeqCst};
 /// The counting state of a pool, shared with its listeners and callbacks.
 /// (Public only for the loom models; not reachable from outside the crate.)
 pub struct PoolState {
-    pending: CachePadded<AtomicUsize>,
+    stripes: [CachePadded<Counts>; STRIPES],
     quiescent: AtomicU64,
     waiters: WaiterList<u64>,
+}
+
+/// One stripe's callbacks: both counts only grow.
+struct Counts {
+    started: AtomicUsize,
+    finished: AtomicUsize,
 }
 
 impl PoolState {
     /// A pool with no callback running.
     pub fn new() -> Self {
         Self {
-            pending: CachePadded::new(AtomicUsize::new(0)),
+            stripes: std::array::from_fn(|_| {
+                CachePadded::new(Counts {
+                    started: AtomicUsize::new(0),
+                    finished: AtomicUsize::new(0),
+                })
+            }),
             quiescent: AtomicU64::new(0),
             waiters: WaiterList::new(),
         }
     }
 
-    /// A callback is about to start.
+    /// A callback is about to start (counted on this thread's stripe).
     pub fn start(&self) {
-        self.pending.fetch_add(1, SeqCst);
+        self.start_on(thread_stripe());
     }
 
-    /// A callback finished (or was cancelled).
+    /// A callback finished or was cancelled (counted on this thread's
+    /// stripe).
     pub fn finish(&self) {
-        if self.pending.fetch_sub(1, SeqCst) == 1 {
+        self.finish_on(thread_stripe());
+    }
+
+    /// `start` on a given stripe (the loom models choose stripes).
+    #[doc(hidden)]
+    pub fn start_on(&self, stripe: usize) {
+        self.stripes[stripe].started.fetch_add(1, SeqCst);
+    }
+
+    /// `finish` on a given stripe: the finisher's side of the wake-up
+    /// protocol (module doc).
+    #[doc(hidden)]
+    pub fn finish_on(&self, stripe: usize) {
+        self.stripes[stripe].finished.fetch_add(1, SeqCst);
+        // Loom models `SeqCst` RMWs as acquire/release only: the fence makes
+        // the Dekker pair explicit there (the RMW already is one elsewhere).
+        #[cfg(loom)]
+        fence(SeqCst);
+        if !self.waiters.is_empty() && self.is_quiescent() {
             self.quiescent.fetch_add(1, SeqCst);
             fence(SeqCst);
             Waitable::wake_satisfied(&self);
         }
     }
 
-    /// Resolves once the pool is (or has been, since this call) quiescent.
+    /// Whether the pool was quiescent at some instant during this call
+    /// (module doc: finished totals first, then started totals).
+    fn is_quiescent(&self) -> bool {
+        let finished: usize = self.stripes.iter().map(|c| c.finished.load(SeqCst)).sum();
+        let started: usize = self.stripes.iter().map(|c| c.started.load(SeqCst)).sum();
+        finished == started
+    }
+
+    /// Resolves once the pool is (or has been, since the future's first
+    /// poll) quiescent.
     pub fn quiesce(&self) -> impl Future<Output = ()> + Send + '_ {
         WaitFuture::new(self, self.quiescent.load(SeqCst))
     }
@@ -101,11 +160,11 @@ impl Waitable for &PoolState {
     }
 
     fn check(&self, started_at: &u64) -> Option<()> {
-        (self.quiescent.load(SeqCst) > *started_at || self.pending.load(SeqCst) == 0).then_some(())
+        (self.quiescent.load(SeqCst) > *started_at || self.is_quiescent()).then_some(())
     }
 }
 
-/// Decrements `pending` when the callback ends, however it ends (finished,
+/// Counts the callback as finished when it ends, however it ends (finished,
 /// cancelled with its session, or panicked).
 struct Finish<'s>(&'s PoolState);
 
@@ -187,7 +246,7 @@ impl<'s, F> Handler<'s, F> {
         // or cancels them), and listeners are only called by inserts, which
         // only happen while the session runs.
         unsafe {
-            task::spawn(&self.session.group, async move {
+            task::spawn_detached(&self.session.group, async move {
                 let _finish = finish;
                 work.await;
             })
@@ -275,7 +334,8 @@ impl<'s> HandlerPool<'s> {
     }
 
     /// Resolves when every callback of the pool has finished and none is
-    /// waiting to start (or this has been so at some moment since the call).
+    /// waiting to start (or this has been so at some moment since the
+    /// future was first polled).
     pub fn quiesce(&self) -> impl Future<Output = ()> + Send + '_ {
         self.state.quiesce()
     }

@@ -181,7 +181,7 @@ where
             // them or cancels them before `'s` ends), and the future only
             // borrows for `'s`.
             unsafe {
-                task::spawn(&session.group, async move {
+                task::spawn_detached(&session.group, async move {
                     let value = work.await;
                     table.finish(&key, value);
                 })

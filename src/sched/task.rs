@@ -33,7 +33,8 @@
 //!
 //! A task is created with three references: the `JoinHandle`, the "subtree
 //! pending" reference (released when the task and all its children are
-//! done, see `group.rs`) and the queued `JobRef`. Each clone of a waker, each
+//! done, see `group.rs`) and the queued `JobRef`; a detached task
+//! (`spawn_detached`, no handle, no `JOIN_INTEREST`) with the last two. Each clone of a waker, each
 //! queued `JobRef` and the parked registry hold one more.
 //!
 //! # Counting children
@@ -152,6 +153,41 @@ where
     F: Future + Send,
     F::Output: Send,
 {
+    // SAFETY: forwarded.
+    let header = unsafe { spawn_task(group, future, true) };
+    JoinHandle {
+        header,
+        extra_ref: false,
+        taken: false,
+        _marker: PhantomData,
+    }
+}
+
+/// [`spawn`] without a `JoinHandle`: nobody awaits the task and its output
+/// is dropped when it completes. Saves the handle's reference and its two
+/// read-modify-writes on drop (for handler callbacks, one task per element).
+///
+/// # Safety
+/// As [`spawn`].
+pub(crate) unsafe fn spawn_detached<F>(group: &TaskGroup, future: F)
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    // SAFETY: forwarded.
+    unsafe { spawn_task(group, future, false) };
+}
+
+/// Allocates, links and queues the task; with `handle`, the task starts
+/// with the `JoinHandle`'s reference and `JOIN_INTEREST`.
+///
+/// # Safety
+/// As [`spawn`].
+unsafe fn spawn_task<F>(group: &TaskGroup, future: F, handle: bool) -> *const Header
+where
+    F: Future + Send,
+    F::Output: Send,
+{
     let worker = WorkerThread::current().filter(|w| std::ptr::eq(w.registry(), &**group.registry()));
     let parent = worker
         .map(|w| w.current_task() as *const Header)
@@ -172,8 +208,8 @@ where
     // both fields are written before it is used.
     unsafe {
         std::ptr::addr_of_mut!((*slot).header).write(Header {
-            state: AtomicUsize::new(SCHEDULED | JOIN_INTEREST),
-            refs: AtomicUsize::new(3),
+            state: AtomicUsize::new(if handle { SCHEDULED | JOIN_INTEREST } else { SCHEDULED }),
+            refs: AtomicUsize::new(if handle { 3 } else { 2 }),
             local_pending: UnsafeCell::new(1),
             pending: AtomicUsize::new(0),
             parent,
@@ -197,12 +233,7 @@ where
         Some(w) => w.push_private(job),
         None => group.registry().push(job),
     }
-    JoinHandle {
-        header,
-        extra_ref: false,
-        taken: false,
-        _marker: PhantomData,
-    }
+    header
 }
 
 /// # Safety
