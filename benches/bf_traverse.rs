@@ -5,7 +5,8 @@
 //! atomic visited bitmap, and the LVar traversal (visited set + handler,
 //! frozen after the barrier). Every iteration checks the reached count and
 //! checksum. A summary prints each median against the ideal
-//! (reached x work / threads) and against rayon.
+//! (reached x work / threads, where reached x work is the busy work alone,
+//! measured in the same run: `work_only`) and against rayon.
 //!
 //! `LVARS_BFS_WORK=1,4,32` picks the work sizes (default: 1 and 4).
 
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 use common::median_ns;
 use criterion::{criterion_group, BenchmarkId, Criterion};
-use graph::{bfs_lvars, bfs_rayon, bfs_sequential, Graph, Work};
+use graph::{bfs_lvars, bfs_rayon, bfs_sequential, work_only, Graph, Work};
 
 const THREADS: [usize; 2] = [1, 2];
 
@@ -43,6 +44,9 @@ fn bench(c: &mut Criterion) {
             .sample_size(10)
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(3));
+        group.bench_function("work_only", |b| {
+            b.iter(|| std::hint::black_box(work_only(want.vertices, work)))
+        });
         group.bench_function("sequential", |b| {
             b.iter(|| assert_eq!(bfs_sequential(&g, 0, work), want))
         });
@@ -79,8 +83,17 @@ fn summary() {
         if let Some(seq) = median_ns(&group, "sequential") {
             println!("{:<12} {:>8} {:>9.2}ms", "sequential", 1, seq / 1e6);
         }
+        // The nominal work if `work_only` was not measured.
+        let work_ns = median_ns(&group, "work_only").unwrap_or(reached as f64 * micros as f64 * 1e3);
+        println!(
+            "{:<12} {:>8} {:>9.2}ms   (the ideal at 1 thread; nominal {:.2}ms)",
+            "work_only",
+            1,
+            work_ns / 1e6,
+            reached as f64 * micros as f64 / 1e3
+        );
         for t in THREADS {
-            let ideal = reached as f64 * micros as f64 * 1e3 / t as f64;
+            let ideal = work_ns / t as f64;
             let rayon = median_ns(&group, &format!("rayon/{t}"));
             for v in ["rayon", "lvars"] {
                 if let Some(m) = median_ns(&group, &format!("{v}/{t}")) {

@@ -160,6 +160,14 @@ fn spin(iterations: u64) -> u64 {
     x
 }
 
+/// The busy work of a traversal that reaches `reached` vertices, without
+/// the traversal: what the ideal time (this / threads) is made of. Measured
+/// in the same run as the traversals, it keeps the ideal honest when the
+/// calibration ran on a slower or faster machine than the benchmark.
+pub fn work_only(reached: usize, work: Work) -> u64 {
+    (0..reached as u32).fold(0, |sink, v| sink ^ work.run(v))
+}
+
 /// What every traversal reports: identical for every correct traversal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reached {
