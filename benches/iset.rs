@@ -10,7 +10,12 @@
 //!
 //! - `lvars` / `lvars_cap`: `RawISet` (foldhash), default capacity (grows
 //!   from 16 slots through 17 resizes) / `with_capacity(distinct)`;
+//! - `lvars_extend`: `RawISet::extend` of each thread's slice (hashes and
+//!   prefetches 16 keys at a time);
 //! - `lvars_ahash`: `RawISet` hashing with ahash, like the peers;
+//! - `lvars_dense`: `RawISet::dense` over the keys' 22-bit range (one bit
+//!   per possible key, 512 KiB): not a peer of the hash sets, since it
+//!   needs the bound; it shows what a set of small integers costs;
 //! - `dashmap`: `dashmap::DashSet` (ahash; sharded `RwLock`s);
 //! - `mutex_hashset`: `Mutex<HashSet>` (ahash);
 //! - `papaya`: `papaya::HashSet` (ahash; one guard per thread);

@@ -17,11 +17,12 @@ use std::sync::{Arc, Mutex};
 use lvars::data::RawISet;
 
 /// Every structure, in the order they are run.
-pub const VARIANTS: [&str; 8] = [
+pub const VARIANTS: [&str; 9] = [
     "lvars",
     "lvars_cap",
     "lvars_extend",
     "lvars_ahash",
+    "lvars_dense",
     "dashmap",
     "mutex_hashset",
     "papaya",
@@ -31,7 +32,7 @@ pub const VARIANTS: [&str; 8] = [
 /// The keys: xorshift64 from a fixed seed, reduced to a range 4x the key
 /// count (so about 88.5% are distinct).
 pub fn keys(n: usize) -> Vec<u64> {
-    let range = (n as u64 * 4).next_power_of_two();
+    let range = key_range(n);
     let mut s = 0x2545_f491_4f6c_dd1d_u64;
     (0..n)
         .map(|_| {
@@ -41,6 +42,11 @@ pub fn keys(n: usize) -> Vec<u64> {
             s & (range - 1)
         })
         .collect()
+}
+
+/// The keys of [`keys`]`(n)` are below this bound.
+pub fn key_range(n: usize) -> u64 {
+    (n as u64 * 4).next_power_of_two()
 }
 
 /// The number of distinct keys (what every set's `len` must be).
@@ -108,6 +114,14 @@ pub fn setup(variant: &str, threads: usize, keys: Arc<[u64]>, distinct: usize) -
             |s: &RawISet<u64>, ks| {
                 black_box(s.extend(ks.iter().map(|&k| black_box(k))).unwrap());
             },
+            RawISet::len
+        ),
+        // A dense set (one bit per possible key): it needs the keys' bound,
+        // which the other structures do not, so it is not their peer; it
+        // shows what a set of small integers can be.
+        "lvars_dense" => run!(
+            || RawISet::dense(key_range(keys.len()) as usize),
+            |s, k| s.insert(k).unwrap(),
             RawISet::len
         ),
         "lvars_ahash" => run!(
