@@ -337,6 +337,7 @@ type PollResult = std::thread::Result<Poll<()>>;
 ///
 /// # Safety
 /// The caller holds `RUNNING` and a reference.
+#[inline]
 unsafe fn poll_step(h: *const Header) -> Option<PollResult> {
     // SAFETY: the caller holds RUNNING and a reference; the group outlives
     // every unfinished task.
@@ -420,6 +421,7 @@ unsafe fn after_poll(h: *const Header, result: PollResult) {
 /// # Safety
 /// The caller holds `RUNNING` and the handle's and first `JobRef`'s
 /// references, and the task was never parked (first poll).
+#[inline]
 unsafe fn is_exclusive(h: *const Header) -> bool {
     // SAFETY: caller contract: alive, and `local_pending` is ours.
     unsafe { (*h).refs.load(Acquire) == 3 && *(*h).local_pending.get() == 1 }
@@ -432,6 +434,7 @@ unsafe fn is_exclusive(h: *const Header) -> bool {
 ///
 /// # Safety
 /// `is_exclusive(h)` held and the output was taken.
+#[inline]
 unsafe fn free_exclusive(h: *const Header) {
     // SAFETY: exclusive, alive until the dealloc below.
     let (parent, group) = unsafe { ((*h).parent, (*h).group) };
@@ -516,6 +519,7 @@ unsafe fn subtree_done(h: *const Header) {
 
 /// A child subtree of `h` finished: take its unit off `h`'s count and
 /// propagate finished subtrees up to the group.
+#[inline]
 unsafe fn finish_subtree(h: *const Header) {
     let polling_parent = WorkerThread::current().is_some_and(|w| w.current_task() == h as *const ());
     if polling_parent {
@@ -712,6 +716,7 @@ impl<T> JoinHandle<T> {
         unsafe { (*self.header).state.load(Acquire) & COMPLETE != 0 }
     }
 
+    #[inline]
     fn try_take(&self) -> Option<T> {
         let mut out: Option<T> = None;
         // SAFETY: COMPLETE was observed; `out` has the type the vtable
