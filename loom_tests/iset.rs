@@ -40,13 +40,17 @@ impl BuildHasher for Identity {
     }
 }
 
-/// A set of 2 slots holding `pre`; its next new element triggers a resize.
-fn tiny_set(pre: &[u64]) -> Arc<RawISet<u64, Identity>> {
-    let set = Arc::new(RawISet::with_capacity_and_hasher(0, Identity));
+/// `set` with the elements `pre` inserted, shared.
+fn holding<S: BuildHasher>(set: RawISet<u64, S>, pre: &[u64]) -> Arc<RawISet<u64, S>> {
     for &x in pre {
         assert_eq!(set.insert(x), Ok(true));
     }
-    set
+    Arc::new(set)
+}
+
+/// A set of 2 slots holding `pre`; its next new element triggers a resize.
+fn tiny_set(pre: &[u64]) -> Arc<RawISet<u64, Identity>> {
+    holding(RawISet::with_capacity_and_hasher(0, Identity), pre)
 }
 
 #[test]
@@ -190,11 +194,7 @@ fn wait_size_reached_by_two_racing_inserts_is_woken() {
 
 /// A dense set of 0..8 (one word) holding `pre`.
 fn dense_set(pre: &[u64]) -> Arc<RawISet<u64>> {
-    let set = Arc::new(RawISet::dense(8));
-    for &x in pre {
-        assert_eq!(set.insert(x), Ok(true));
-    }
-    set
+    holding(RawISet::dense(8), pre)
 }
 
 #[test]
