@@ -1,6 +1,6 @@
 //! The work-stealing scheduler. It knows nothing of LVars: it runs
 //! closures (`join`, `par_for`) and futures (tasks grouped by
-//! [`TaskGroup`](group::TaskGroup)), and wakes tasks through ordinary
+//! `TaskGroup`, in `group.rs`), and wakes tasks through ordinary
 //! `std::task::Waker`s.
 //!
 //! Modules, from the bottom up: `sleep` (idle workers, no lost wake-ups),
