@@ -298,8 +298,9 @@ impl<T: Hash + Eq + Send + Sync + 'static> RawISet<T> {
 
 impl<T: DenseKey> RawISet<T> {
     /// An empty *dense* set of the integers below `bound`: one bit per
-    /// possible element (`bound / 8` bytes, allocated at once), no hashing,
-    /// no entries. For sets of small integer keys such as vertex numbers,
+    /// possible element (8 bytes per 63 possible elements, allocated at
+    /// once, and as much again per handler or listener for its delivered
+    /// bits), no hashing, no entries. For sets of small integer keys such as vertex numbers,
     /// where it makes inserting a present element one cached load.
     /// Inserting an integer `>= bound` fails with `OutOfRange`. Everything
     /// else (threshold reads, listeners, the sorted frozen value) behaves as
@@ -366,20 +367,23 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
     /// Returns `Ok(true)` if it was new, `Ok(false)` if an equal element
     /// was already present (which element's insert "wins" is
     /// timing-dependent; sessions hide the flag). Fails with
-    /// `PutAfterFreeze` if the set is frozen and `value` is new.
+    /// `PutAfterFreeze` if the set is frozen and `value` is new, and, for a
+    /// [dense](Self::dense) set, with `OutOfRange` if `value` is not below
+    /// its bound.
     pub fn insert(&self, value: T) -> Result<bool, Error> {
         if let Some(d) = &self.dense {
             return self.insert_dense(d, value);
         }
         let hash = self.hasher.hash_one(&value);
-        // The home slot's cache miss overlaps with pinning and set-up.
+        // The home slot's cache miss overlaps with the set-up of the insert.
         self.hint.prefetch(hash);
         self.insert_hashed(value, hash)
     }
 
     /// Inserts every element of `values`; returns how many were new.
     /// Stops at the first error (`PutAfterFreeze`: the set is frozen and an
-    /// element is new); the elements before it are in the set.
+    /// element is new; `OutOfRange`: an element beyond a dense set's bound);
+    /// the elements before it are in the set.
     ///
     /// Faster than inserting one by one when the set is larger than the
     /// cache: elements are hashed a batch at a time and every home slot of

@@ -16,9 +16,10 @@
 //!
 //! Two monotone counts per stripe of threads (`data::striped`): callbacks
 //! *started* and callbacks *finished*, each incremented by the thread that
-//! starts or finishes the callback on its own stripe, so no word is shared
-//! between workers (a single `pending` counter was a contended cache line
-//! touched twice per element). A callback is counted as started *before*
+//! starts or finishes the callback on its own stripe, so workers share no
+//! word (with up to 16 threads in the process; beyond, threads share
+//! stripes), where a single `pending` counter was a contended cache line
+//! touched twice per element. A callback is counted as started *before*
 //! the insert that triggered it returns, and a callback that inserts more
 //! elements starts them before it finishes, so while work remains the
 //! finished total is below the started total.
@@ -38,9 +39,11 @@
 //! quiescence, the last one in the `SeqCst` order sees all the others'
 //! increments, and either it sees the waiter or the waiter's re-check sees
 //! its increment. A `quiesce()` future resolves once the pool is quiescent
-//! or the epoch moved past the value it read when it was made (the epoch
-//! moves while waiters are registered, so a zero that lasts only an instant
-//! after the future's first poll is not missed). Counter-based, no lock;
+//! or the epoch moved past the value it read when it was made. The epoch
+//! moves only while a waiter is registered, so a zero that lasts only an
+//! instant while the future is registered is not missed; one that comes
+//! and goes before it registers (in its first poll) is, and the future
+//! resolves at the next quiescent moment instead. Counter-based, no lock;
 //! modelled by `loom_tests/quiesce.rs`, across stripes.
 //!
 //! Quiescence covers the pool's handlers: inserts by other tasks that are
@@ -132,13 +135,19 @@ impl PoolState {
     /// Whether the pool was quiescent at some instant during this call
     /// (module doc: finished totals first, then started totals).
     fn is_quiescent(&self) -> bool {
-        let finished: usize = self.stripes.iter().map(|c| c.finished.load(SeqCst)).sum();
-        let started: usize = self.stripes.iter().map(|c| c.started.load(SeqCst)).sum();
+        // Wrapping sums: the totals only need to compare equal.
+        let sum = |count: fn(&Counts) -> &AtomicUsize| {
+            self.stripes
+                .iter()
+                .fold(0usize, |t, c| t.wrapping_add(count(c).load(SeqCst)))
+        };
+        let finished = sum(|c| &c.finished);
+        let started = sum(|c| &c.started);
         finished == started
     }
 
-    /// Resolves once the pool is (or has been, since the future's first
-    /// poll) quiescent.
+    /// Resolves once the pool is (or has been, while the future was
+    /// registered as a waiter) quiescent.
     pub fn quiesce(&self) -> impl Future<Output = ()> + Send + '_ {
         WaitFuture::new(self, self.quiescent.load(SeqCst))
     }
@@ -334,8 +343,8 @@ impl<'s> HandlerPool<'s> {
     }
 
     /// Resolves when every callback of the pool has finished and none is
-    /// waiting to start (or this has been so at some moment since the
-    /// future was first polled).
+    /// waiting to start (or this has been so at some moment while the
+    /// future was waiting).
     pub fn quiesce(&self) -> impl Future<Output = ()> + Send + '_ {
         self.state.quiesce()
     }

@@ -125,7 +125,8 @@ impl<'s, T: Hash + Eq + Send + Sync + 'static, E: EffectLevel> ISet<'s, T, E> {
     }
 
     /// Inserts `x` (inserting an element already present is a no-op).
-    /// Fails, and fails the session, if the set is frozen and `x` is new.
+    /// Fails, and fails the session, if the set is frozen and `x` is new, or
+    /// (`OutOfRange`) if `x` is beyond a [dense](ISet::dense) set's bound.
     pub fn insert(&self, x: T) -> Result<(), Error>
     where
         E: HasPut,
@@ -153,7 +154,8 @@ impl<'s, T: Hash + Eq + Send + Sync + 'static, E: EffectLevel> ISet<'s, T, E> {
 
     /// Inserts every element of `xs` (see [`RawISet::extend`]: faster than
     /// one by one for large batches). Fails, and fails the session, at the
-    /// first new element if the set is frozen.
+    /// first new element if the set is frozen, or at the first element
+    /// beyond a [dense](ISet::dense) set's bound.
     pub fn extend(&self, xs: impl IntoIterator<Item = T>) -> Result<(), Error>
     where
         E: HasPut,

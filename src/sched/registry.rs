@@ -149,9 +149,20 @@ impl Registry {
                     worker.rng.set(chaos::next_u64() | 1);
                 }
                 worker.registry.sleep.register_current_thread(index);
+                /// Clears `WORKER` however the loop ends (a panic escaping a
+                /// job included), before `worker` is dropped: nothing may
+                /// reach the worker (or its task cache) through the thread
+                /// local after that.
+                struct Registered;
+                impl Drop for Registered {
+                    fn drop(&mut self) {
+                        WORKER.with(|w| w.set(std::ptr::null()));
+                    }
+                }
                 WORKER.with(|w| w.set(&worker));
+                let registered = Registered;
                 worker.main_loop();
-                WORKER.with(|w| w.set(std::ptr::null()));
+                drop(registered);
             });
             match spawned {
                 Ok(h) => handles.push(h),

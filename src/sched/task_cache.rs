@@ -12,8 +12,9 @@
 //! list for the class has room), any other thread returns it to the global
 //! allocator. Each list is bounded ([`MAX_PER_CLASS`]), so a worker holds at
 //! most a few hundred kilobytes it does not use, and everything it holds is
-//! freed when the worker exits (so a dropped pool leaves no allocation
-//! behind).
+//! freed when the worker exits (so once a dropped pool's workers have
+//! exited, its tasks have left no allocation behind in them; a block freed
+//! on another pool's worker stays in that worker's cache until it exits).
 //!
 //! The cache belongs to one thread and is never used re-entrantly: the
 //! task code drops a task's contents (user code, which may free other

@@ -1,7 +1,8 @@
 //! Dense sets: unsigned integers below a bound, one bit each.
 //!
 //! A set made with [`RawISet::dense`](super::RawISet::dense) holds no
-//! entries and no tables: element `i` is bit `i % 63` of word `i / 63`, and
+//! entries (its hash table stays at the minimum size, empty): element `i`
+//! is bit `i % 63` of word `i / 63`, and
 //! bit 63 of every word is its `FROZEN` flag. This is what a graph
 //! traversal's visited set over vertex numbers wants: an insert of a
 //! present element is one load that usually hits the cache, against a probe
