@@ -447,7 +447,11 @@ impl WorkerThread {
                 backoff.reset();
                 continue;
             }
-            if !self.registry.hungry.load(Relaxed) {
+            // Nobody can take a published job from the only worker: it
+            // stays unhungry, so whether it idled before a session's root
+            // arrived does not change which forks get published (a one-
+            // worker schedule is then a function of the chaos seed alone).
+            if self.registry.num_threads() > 1 && !self.registry.hungry.load(Relaxed) {
                 self.registry.hungry.store(true, Relaxed);
             }
             if !backoff.is_completed() {
