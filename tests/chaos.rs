@@ -21,7 +21,7 @@ use std::sync::Arc;
 use lvars::check::{self, Checker, Verdict};
 use lvars::crdt::{MVRegister, ORSet, Replica, ReplicaId};
 use lvars::derived::{filter, intersection, map, union};
-use lvars::lattice::{Flat, MapUnion, Max, SetUnion};
+use lvars::lattice::{Flat, Max, SetUnion};
 use lvars::lvar::ThresholdSet;
 use lvars::{
     freeze_set_after, Counter, Error, Freeze, HandlerPool, IMap, IMapOfSets, ISet, IStructure, IVar, LVar, MaxCounter,
@@ -30,6 +30,8 @@ use lvars::{
 
 #[path = "../examples/bf_traverse/graph.rs"]
 mod graph;
+#[path = "../examples/shopping_cart/cart.rs"]
+mod shopping_cart;
 
 /// Schedules per program: 100, or 1,000 in the long mode.
 fn schedules() -> usize {
@@ -63,21 +65,11 @@ fn deterministic<T: std::fmt::Debug>(v: Verdict<T>) -> T {
 
 // ---- the examples ------------------------------------------------------
 
-/// examples/shopping_cart.rs, part 2: two forked puts into an LVar cart,
+/// examples/shopping_cart (its `cart.rs`): two forked puts into an LVar cart,
 /// frozen after the barrier.
 #[test]
 fn example_shopping_cart() {
-    let cart = deterministic(checker(1_000).run_par_then_freeze(|p| {
-        Box::pin(async move {
-            let cart: LVar<MapUnion<&'static str, Max<u32>>> = LVar::new(p);
-            for item in ["Book", "Shoes"] {
-                let cart = cart.clone();
-                p.fork(async move { cart.put(MapUnion::singleton(item, Max::new(1))).unwrap() });
-            }
-            cart.then_freeze()
-        })
-    }))
-    .unwrap();
+    let cart = deterministic(checker(1_000).run_par_then_freeze(shopping_cart::lvar_cart_session)).unwrap();
     let cart: Vec<(&str, Option<u32>)> = cart.into_iter().map(|(k, v)| (k, v.into_inner())).collect();
     assert_eq!(cart, vec![("Book", Some(1)), ("Shoes", Some(1))]);
 }

@@ -32,7 +32,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use lvars::data::RawIVar;
 use lvars::lattice::Max;
 use lvars::lvar::RawLVar;
-use lvars::{yield_now, IVar, LVar, ThreadPool, ThreadPoolBuilder};
+use lvars::{yield_now, IVar, LVar, Par, ThreadPool, ThreadPoolBuilder};
 
 // ---------------------------------------------------------------------------
 // The counting allocator
@@ -219,6 +219,29 @@ struct PerGet {
     other: f64,
 }
 
+/// Forks `n` tasks made by `task` a thousand at a time, yielding in between
+/// so that they park, and waits until all of them are parked. Returns the
+/// live memory before the forks and with every task parked.
+async fn park_all<'s, F: Future<Output = ()> + Send + 's>(
+    n: usize,
+    mut task: impl FnMut() -> F,
+    p: Par<'s>,
+) -> (Snapshot, Snapshot) {
+    let before = snapshot();
+    for _ in 0..n / 1_000 {
+        for _ in 0..1_000 {
+            let task = task();
+            FUTURE_SIZE.store(std::mem::size_of_val(&task), SeqCst);
+            p.fork(task);
+        }
+        yield_now().await;
+    }
+    while PARKED.load(SeqCst) < n {
+        yield_now().await;
+    }
+    (before, snapshot())
+}
+
 /// Measures `n` tasks parked on one IVar, releases them with one put, and
 /// checks they all complete.
 fn ivar_soak(n: usize, node: usize) -> Soak {
@@ -226,55 +249,37 @@ fn ivar_soak(n: usize, node: usize) -> Soak {
         pool.run_par(move |p| {
             Box::pin(async move {
                 let iv: IVar<u64> = IVar::new(p);
-                let before = snapshot();
-                for _ in 0..n / 1_000 {
-                    for _ in 0..1_000 {
-                        let iv = iv.clone();
-                        let task = async move { assert_eq!(*counted(iv.get()).await, 7) };
-                        FUTURE_SIZE.store(std::mem::size_of_val(&task), SeqCst);
-                        p.fork(task);
-                    }
-                    yield_now().await;
-                }
-                while PARKED.load(SeqCst) < n {
-                    yield_now().await;
-                }
-                let parked = snapshot();
+                let get = || {
+                    let iv = iv.clone();
+                    async move { assert_eq!(*counted(iv.get()).await, 7) }
+                };
+                let counts = park_all(n, get, p).await;
                 assert_eq!(DONE.load(SeqCst), 0);
                 iv.put(7).unwrap();
-                (before, parked)
+                counts
             })
         })
         .unwrap()
     })
 }
 
-/// The same with an `LVar<Max<u64>>` and `get_at_least`: its node holds a
-/// threshold set, a `Vec` with its own allocation.
+/// The same with a one-threshold `get_at_least` of an `LVar<Max<u64>>`
+/// (the threshold is stored in the waiter node).
 fn lvar_soak(n: usize, node: usize, payload: usize) -> Soak {
     soak(n, node, payload, |pool| {
         pool.run_par(move |p| {
             Box::pin(async move {
                 let lv: LVar<Max<u64>> = LVar::new(p);
-                let before = snapshot();
-                for _ in 0..n / 1_000 {
-                    for _ in 0..1_000 {
-                        let lv = lv.clone();
-                        let task = async move {
-                            let got = counted(lv.get_at_least(Max::new(7)).unwrap()).await;
-                            assert_eq!(got.get(), Some(&7));
-                        };
-                        FUTURE_SIZE.store(std::mem::size_of_val(&task), SeqCst);
-                        p.fork(task);
+                let get = || {
+                    let lv = lv.clone();
+                    async move {
+                        let got = counted(lv.get_at_least(Max::new(7)).unwrap()).await;
+                        assert_eq!(got.get(), Some(&7));
                     }
-                    yield_now().await;
-                }
-                while PARKED.load(SeqCst) < n {
-                    yield_now().await;
-                }
-                let parked = snapshot();
+                };
+                let counts = park_all(n, get, p).await;
                 lv.put(Max::new(9)).unwrap();
-                (before, parked)
+                counts
             })
         })
         .unwrap()

@@ -469,9 +469,9 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
         };
         publication_fence();
         // SAFETY: published entries live as long as the set.
-        self.wake_waiters(hash, unsafe { &(*entry).value });
-        // SAFETY: as above.
-        unsafe { self.deliver(entry) };
+        let e = unsafe { &*entry };
+        self.wake_waiters(hash, &e.value);
+        self.deliver(&e.value, |l| e.handled.fetch_or(l.bit, AcqRel) & l.bit == 0);
         Ok(true)
     }
 
@@ -485,15 +485,7 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
         self.counts.increment(thread_stripe());
         publication_fence();
         self.wake_waiters(d.hash(&value), &value);
-        let mut node = self.listeners.load(SeqCst);
-        while !node.is_null() {
-            // SAFETY: listener nodes live as long as the set.
-            let l = unsafe { &*node };
-            if l.dense_handled.as_ref().is_some_and(|h| h.claim(i)) {
-                l.listener.on_element(&value);
-            }
-            node = l.next;
-        }
+        self.deliver(&value, |l| l.dense_handled.as_ref().is_some_and(|h| h.claim(i)));
         Ok(true)
     }
 
@@ -590,19 +582,16 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
         }
     }
 
-    /// Gives a newly published entry to every listener whose bit it wins.
-    ///
-    /// # Safety
-    /// `entry` is a published entry of this set; call after the fence.
-    unsafe fn deliver(&self, entry: *mut Entry<T>) {
+    /// Gives a newly published element to every listener for which
+    /// `claim` (setting the listener's delivery bit of this element) wins.
+    /// Call after the publication fence (module doc: exactly once).
+    fn deliver(&self, value: &T, claim: impl Fn(&ListenerNode<T>) -> bool) {
         let mut node = self.listeners.load(SeqCst);
         while !node.is_null() {
             // SAFETY: listener nodes live as long as the set.
             let l = unsafe { &*node };
-            // SAFETY: caller contract.
-            let e = unsafe { &*entry };
-            if e.handled.fetch_or(l.bit, AcqRel) & l.bit == 0 {
-                l.listener.on_element(&e.value);
+            if claim(l) {
+                l.listener.on_element(value);
             }
             node = l.next;
         }

@@ -57,43 +57,34 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crossbeam_utils::CachePadded;
-
 use super::effects::{EffectLevel, HasFreeze, HasGet};
 use super::session::{Par, Session};
 use super::set_handle::ISet;
-use crate::data::striped::{thread_stripe, STRIPES};
+use crate::data::striped::{thread_stripe, StripedCount};
 use crate::data::{EntryListener, Listener};
 use crate::error::Error;
 use crate::lvar::wait::{WaitFuture, Waitable};
 use crate::lvar::waiters::WaiterList;
 use crate::sched::task;
-use crate::sync::{fence, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use crate::sync::{fence, AtomicU64, Ordering::SeqCst};
 
 /// The counting state of a pool, shared with its listeners and callbacks.
 /// (Public only for the loom models; not reachable from outside the crate.)
 pub struct PoolState {
-    stripes: [CachePadded<Counts>; STRIPES],
+    /// Callbacks started and finished, each counted on the stripe of the
+    /// thread that started or finished it.
+    started: StripedCount,
+    finished: StripedCount,
     quiescent: AtomicU64,
     waiters: WaiterList<u64>,
-}
-
-/// One stripe's callbacks: both counts only grow.
-struct Counts {
-    started: AtomicUsize,
-    finished: AtomicUsize,
 }
 
 impl PoolState {
     /// A pool with no callback running.
     pub fn new() -> Self {
         Self {
-            stripes: std::array::from_fn(|_| {
-                CachePadded::new(Counts {
-                    started: AtomicUsize::new(0),
-                    finished: AtomicUsize::new(0),
-                })
-            }),
+            started: StripedCount::new(),
+            finished: StripedCount::new(),
             quiescent: AtomicU64::new(0),
             waiters: WaiterList::new(),
         }
@@ -113,14 +104,14 @@ impl PoolState {
     /// `start` on a given stripe (the loom models choose stripes).
     #[doc(hidden)]
     pub fn start_on(&self, stripe: usize) {
-        self.stripes[stripe].started.fetch_add(1, SeqCst);
+        self.started.increment(stripe);
     }
 
     /// `finish` on a given stripe: the finisher's side of the wake-up
     /// protocol (module doc).
     #[doc(hidden)]
     pub fn finish_on(&self, stripe: usize) {
-        self.stripes[stripe].finished.fetch_add(1, SeqCst);
+        self.finished.increment(stripe);
         // Loom models `SeqCst` RMWs as acquire/release only: the fence makes
         // the Dekker pair explicit there (the RMW already is one elsewhere).
         #[cfg(loom)]
@@ -135,14 +126,8 @@ impl PoolState {
     /// Whether the pool was quiescent at some instant during this call
     /// (module doc: finished totals first, then started totals).
     fn is_quiescent(&self) -> bool {
-        // Wrapping sums: the totals only need to compare equal.
-        let sum = |count: fn(&Counts) -> &AtomicUsize| {
-            self.stripes
-                .iter()
-                .fold(0usize, |t, c| t.wrapping_add(count(c).load(SeqCst)))
-        };
-        let finished = sum(|c| &c.finished);
-        let started = sum(|c| &c.started);
+        let finished = self.finished.sum();
+        let started = self.started.sum();
         finished == started
     }
 

@@ -83,7 +83,7 @@ impl<'s, L: Lattice + Send + Sync + 'static, E: EffectLevel> LVar<'s, L, E> {
     where
         E: HasPut,
     {
-        chaos::put(|| self.raw.put(&value)).map_err(|e| self.session.fail(e))
+        self.session.put(|| self.raw.put(&value))
     }
 
     /// Waits until the state reaches an element of `thresholds`, and
@@ -146,7 +146,7 @@ impl<'s, T: PartialEq + Send + Sync + 'static, E: EffectLevel> IVar<'s, T, E> {
     where
         E: HasPut,
     {
-        chaos::put(|| self.raw.put(value)).map_err(|e| self.session.fail(e))
+        self.session.put(|| self.raw.put(value))
     }
 
     /// Waits for the value.
@@ -199,7 +199,7 @@ impl<'s, E: EffectLevel> MaxCounter<'s, E> {
     where
         E: HasPut,
     {
-        chaos::put(|| self.raw.put(n)).map_err(|e| self.session.fail(e))
+        self.session.put(|| self.raw.put(n))
     }
 
     /// Waits until the counter is at least `n`.
@@ -287,7 +287,7 @@ impl<'s, T: PartialEq + Send + Sync + 'static, E: EffectLevel> IStructure<'s, T,
     where
         E: HasPut,
     {
-        chaos::put(|| self.raw.put(i, value)).map_err(|e| self.session.fail(e))
+        self.session.put(|| self.raw.put(i, value))
     }
 
     /// Waits for slot `i`. An index `>= len()` is `OutOfRange` at once; it
@@ -364,7 +364,7 @@ impl<'s, E: EffectLevel> Counter<'s, E> {
     where
         E: HasBump,
     {
-        chaos::put(|| self.raw.bump(n)).map_err(|e| self.session.fail(e))
+        self.session.put(|| self.raw.bump(n))
     }
 
     /// Waits until the count is at least `n`.
@@ -435,7 +435,7 @@ impl<'s, E: EffectLevel> PNCounter<'s, E> {
     where
         E: HasBump,
     {
-        chaos::put(|| self.raw.increment(n)).map_err(|e| self.session.fail(e))
+        self.session.put(|| self.raw.increment(n))
     }
 
     /// Adds `n` to the decrements; errors fail the session (as
@@ -444,7 +444,7 @@ impl<'s, E: EffectLevel> PNCounter<'s, E> {
     where
         E: HasBump,
     {
-        chaos::put(|| self.raw.decrement(n)).map_err(|e| self.session.fail(e))
+        self.session.put(|| self.raw.decrement(n))
     }
 
     /// Waits until the increments sum to at least `n`.

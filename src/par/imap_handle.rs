@@ -87,7 +87,7 @@ where
     where
         E: HasPut,
     {
-        chaos::put(|| self.raw.insert(key, value)).map_err(|e| self.session.fail(e))
+        self.session.put(|| self.raw.insert(key, value))
     }
 
     /// Waits until `key`'s state is at or above `threshold` and resolves
@@ -233,9 +233,8 @@ where
     where
         E: HasPut,
     {
-        chaos::put(|| self.raw.get_or_init(key).and_then(|set| set.insert(x)))
-            .map(drop)
-            .map_err(|e| self.session.fail(e))
+        self.session
+            .put(|| self.raw.get_or_init(key).and_then(|set| set.insert(x)))
     }
 
     /// Waits until `x` is in `key`'s set.

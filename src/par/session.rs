@@ -55,6 +55,15 @@ impl Session {
         unsafe { &*ptr }
     }
 
+    /// A put (insert, bump, ...) into a variable of this session: perturbed
+    /// under the `chaos` feature, and a failure fails the whole session (so
+    /// which of two conflicting puts lost never leaks into a result). The
+    /// put's own result (e.g. "was it new") is dropped: it could depend on
+    /// the schedule.
+    pub(crate) fn put<R>(&self, f: impl FnOnce() -> Result<R, Error>) -> Result<(), Error> {
+        crate::sched::chaos::put(f).map(drop).map_err(|e| self.fail(e))
+    }
+
     /// Records a failure (the first one wins) and stops the session.
     pub(crate) fn fail(&self, e: Error) -> Error {
         let mut slot = lock(&self.error);

@@ -131,9 +131,7 @@ impl<'s, T: Hash + Eq + Send + Sync + 'static, E: EffectLevel> ISet<'s, T, E> {
     where
         E: HasPut,
     {
-        chaos::put(|| self.raw.insert(x))
-            .map(drop)
-            .map_err(|e| self.session.fail(e))
+        self.session.put(|| self.raw.insert(x))
     }
 
     /// Waits until `x` is in the set.
@@ -160,9 +158,7 @@ impl<'s, T: Hash + Eq + Send + Sync + 'static, E: EffectLevel> ISet<'s, T, E> {
     where
         E: HasPut,
     {
-        chaos::put(|| self.raw.extend(xs))
-            .map(drop)
-            .map_err(|e| self.session.fail(e))
+        self.session.put(|| self.raw.extend(xs))
     }
 
     pub(crate) fn raw(&self) -> &'s RawISet<T> {

@@ -17,8 +17,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use lvars::lattice::{MapUnion, Max};
-use lvars::{run_par_then_freeze, Freeze, LVar};
+use lvars::run_par_then_freeze;
+
+mod cart;
+use cart::lvar_cart_session;
 
 const DEFAULT_RUNS: usize = 2000;
 
@@ -67,20 +69,9 @@ fn racy_cart() -> BTreeMap<&'static str, u32> {
     seen
 }
 
-/// One run of the LVar cart: two forked inserts, frozen after the barrier.
+/// One run of the LVar cart.
 fn lvar_cart() -> BTreeMap<&'static str, u32> {
-    let frozen = run_par_then_freeze(|p| {
-        Box::pin(async move {
-            let cart: LVar<MapUnion<&'static str, Max<u32>>> = LVar::new(p);
-            for item in ["Book", "Shoes"] {
-                let cart = cart.clone();
-                p.fork(async move { cart.put(MapUnion::singleton(item, Max::new(1))).unwrap() });
-            }
-            // No waiting here either: the runner freezes after every task is done.
-            cart.then_freeze()
-        })
-    })
-    .expect("the LVar cart cannot fail");
+    let frozen = run_par_then_freeze(lvar_cart_session).expect("the LVar cart cannot fail");
     frozen
         .into_iter()
         .map(|(item, n)| (item, n.into_inner().expect("stored entries are never bottom")))
