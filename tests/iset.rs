@@ -85,15 +85,30 @@ fn sequential_inserts_membership_and_size() {
     assert_eq!(set.freeze_sorted(), (0..20_000u64).map(|i| i * 7).collect::<Vec<_>>());
 }
 
+/// An element type the set stores as entries (it is not a primitive
+/// integer, which the set stores in its slots).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Key(u64);
+
+impl From<u64> for Key {
+    fn from(n: u64) -> Self {
+        Key(n)
+    }
+}
+
+/// The element types of the stress tests: `u64` (inline) and `Key` (entries).
+trait Elem: Copy + std::fmt::Debug + Ord + std::hash::Hash + Send + Sync + 'static + From<u64> {}
+impl<E: Copy + std::fmt::Debug + Ord + std::hash::Hash + Send + Sync + 'static + From<u64>> Elem for E {}
+
 /// A hashed set that starts with 2 slots (so inserts race resizes).
-fn tiny(_bound: usize) -> RawISet<u64> {
+fn tiny<E: Elem>(_bound: usize) -> RawISet<E> {
     RawISet::with_capacity(0)
 }
 
 /// `threads` threads insert overlapping ranges into `make(bound)` (a hashed
 /// set that starts with 2 slots, or a dense set); checks exact results.
 /// Returns nothing; panics on a mismatch.
-fn overlapping_inserts(threads: usize, per_thread: u64, overlap: u64, make: fn(usize) -> RawISet<u64>) {
+fn overlapping_inserts<E: Elem>(threads: usize, per_thread: u64, overlap: u64, make: fn(usize) -> RawISet<E>) {
     let distinct = (threads as u64 - 1) * (per_thread - overlap) + per_thread;
     let set = Arc::new(make(distinct as usize + 1));
     let barrier = Arc::new(Barrier::new(threads));
@@ -104,7 +119,9 @@ fn overlapping_inserts(threads: usize, per_thread: u64, overlap: u64, make: fn(u
                 s.spawn(move || {
                     barrier.wait();
                     let start = t * (per_thread - overlap);
-                    (start..start + per_thread).filter(|&x| set.insert(x).unwrap()).count() as u64
+                    (start..start + per_thread)
+                        .filter(|&x| set.insert(E::from(x)).unwrap())
+                        .count() as u64
                 })
             })
             .collect();
@@ -112,29 +129,31 @@ fn overlapping_inserts(threads: usize, per_thread: u64, overlap: u64, make: fn(u
     });
     assert_eq!(wins, distinct, "exactly one insert of each element returns true");
     assert_eq!(set.len() as u64, distinct);
-    assert!((0..distinct).all(|x| set.contains(&x)));
-    assert!(!set.contains(&distinct));
-    assert_eq!(set.freeze_sorted(), (0..distinct).collect::<Vec<_>>());
+    assert!((0..distinct).all(|x| set.contains(&E::from(x))));
+    assert!(!set.contains(&E::from(distinct)));
+    assert_eq!(set.freeze_sorted(), (0..distinct).map(E::from).collect::<Vec<_>>());
 }
 
 #[test]
 fn racing_inserts_two_threads_many_resizes() {
     for _ in 0..60 {
-        overlapping_inserts(2, 4_000, 3_000, tiny);
+        overlapping_inserts(2, 4_000, 3_000, tiny::<u64>);
+        overlapping_inserts(2, 4_000, 3_000, tiny::<Key>);
     }
 }
 
 #[test]
 fn racing_inserts_eight_threads_many_resizes() {
     for _ in 0..60 {
-        overlapping_inserts(8, 2_000, 1_500, tiny);
+        overlapping_inserts(8, 2_000, 1_500, tiny::<u64>);
+        overlapping_inserts(8, 2_000, 1_500, tiny::<Key>);
     }
 }
 
 #[test]
 fn racing_inserts_into_a_dense_set_eight_threads() {
     for _ in 0..60 {
-        overlapping_inserts(8, 2_000, 1_500, RawISet::dense);
+        overlapping_inserts(8, 2_000, 1_500, RawISet::<u64>::dense);
     }
 }
 
@@ -360,18 +379,19 @@ fn freeze_of_a_full_table_and_of_an_empty_set() {
 
 #[test]
 fn freeze_racing_inserts_loses_nothing() {
-    freeze_racing_inserts(tiny);
+    freeze_racing_inserts(tiny::<u64>);
+    freeze_racing_inserts(tiny::<Key>);
 }
 
 #[test]
 fn freeze_racing_inserts_into_a_dense_set_loses_nothing() {
-    freeze_racing_inserts(RawISet::dense);
+    freeze_racing_inserts(RawISet::<u64>::dense);
 }
 
 /// Three threads insert 9,000 distinct elements into `make(9_000)` while
 /// the set is frozen after a varying delay: every insert is either in the
 /// frozen value or fails with `PutAfterFreeze`.
-fn freeze_racing_inserts(make: fn(usize) -> RawISet<u64>) {
+fn freeze_racing_inserts<E: Elem>(make: fn(usize) -> RawISet<E>) {
     // Rounds in which the freeze landed in the middle of the inserts.
     let mut raced = 0;
     for round in 0..60u64 {
@@ -384,7 +404,7 @@ fn freeze_racing_inserts(make: fn(usize) -> RawISet<u64>) {
                     s.spawn(move || {
                         start.wait();
                         (0..3000u64)
-                            .map(|i| (i * 3 + t, set.insert(i * 3 + t)))
+                            .map(|i| (i * 3 + t, set.insert(E::from(i * 3 + t))))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -394,7 +414,7 @@ fn freeze_racing_inserts(make: fn(usize) -> RawISet<u64>) {
             for _ in 0..(round * 500) {
                 std::hint::spin_loop();
             }
-            let frozen: HashSet<u64> = set.freeze_sorted().into_iter().collect();
+            let frozen: HashSet<E> = set.freeze_sorted().into_iter().collect();
             let results: Vec<_> = hs.into_iter().flat_map(|h| h.join().unwrap()).collect();
             (frozen, results)
         });
@@ -403,12 +423,15 @@ fn freeze_racing_inserts(make: fn(usize) -> RawISet<u64>) {
             match r {
                 Ok(true) => {
                     ok += 1;
-                    assert!(frozen.contains(&x), "{x} was inserted but is not in the frozen value");
+                    assert!(
+                        frozen.contains(&E::from(x)),
+                        "{x} was inserted but is not in the frozen value"
+                    );
                 }
                 Ok(false) => unreachable!("every element is inserted once"),
                 Err(e) => {
                     assert_eq!(e, Error::PutAfterFreeze { lvar: "ISet" });
-                    assert!(!frozen.contains(&x), "{x} failed but is in the frozen value");
+                    assert!(!frozen.contains(&E::from(x)), "{x} failed but is in the frozen value");
                 }
             }
         }

@@ -2,6 +2,16 @@
 //!
 //! # Layout
 //!
+//! A set has one of three representations, fixed when it is made. Sets of
+//! the primitive integer types (`u8`..`u64`, `usize`, `i8`..`i64`,
+//! `isize`) keep their elements in the slots of their tables ([`inline`]:
+//! 8 bytes a slot, no entries); a [dense](RawISet::dense) set keeps one bit
+//! per possible element ([`dense`]); every other set keeps entries, as
+//! described here and in [`table`]. The three follow the same protocols
+//! (publication by one `SeqCst` CAS, the own-range rule for migrations,
+//! freeze by closing empty slots, exactly-once delivery by claiming), and
+//! the counting, waiter and listener code below is shared.
+//!
 //! Every element is written once into an [`Entry`](table::Entry) (hash,
 //! listener bits, value) in a cell of the set's [`arena`]; entries are never
 //! moved or freed before the set is dropped, so an entry's address is the
@@ -108,6 +118,7 @@
 
 mod arena;
 mod dense;
+mod inline;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -120,6 +131,7 @@ use std::sync::Arc;
 use self::arena::Arena;
 pub use self::dense::DenseKey;
 use self::dense::{Dense, Handled};
+use self::inline::{InlineKey, InlineSet};
 use self::table::{frozen_next, is_table, Entry, Probe, Table, COPIED};
 use super::striped::{thread_stripe, StripedCount, STRIPES};
 use crate::error::Error;
@@ -129,6 +141,14 @@ use crate::sync::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering
 
 /// The hasher a [`RawISet`] uses unless told otherwise.
 pub type DefaultHashBuilder = foldhash::fast::RandomState;
+
+/// The hasher of a listener's claim set in an inline set: the set's own
+/// default, except under loom, whose models must hash the same way in every
+/// execution.
+#[cfg(not(loom))]
+type ClaimHasher = DefaultHashBuilder;
+#[cfg(loom)]
+type ClaimHasher = foldhash::fast::FixedState;
 
 /// `wait_contains` waiter lists, chosen by hash.
 #[cfg(not(loom))]
@@ -159,6 +179,9 @@ struct ListenerNode<T> {
     bit: u64,
     /// The listener's delivered elements (dense sets only).
     dense_handled: Option<Handled>,
+    /// The bits of the listener's delivered elements (inline sets only):
+    /// an insert into this set claims a delivery.
+    inline_claimed: Option<Box<RawISet<u64, ClaimHasher>>>,
     /// Written before the node is published, then immutable.
     next: *mut ListenerNode<T>,
 }
@@ -256,6 +279,10 @@ pub struct RawISet<T, S = DefaultHashBuilder> {
     /// `Some` for a dense set (`dense.rs`): its elements are bits there and
     /// the tables stay empty.
     dense: Option<Box<Dense<T>>>,
+    /// `Some` for a set of a primitive integer type (`inline.rs`): its
+    /// elements live in the slots of these tables, and the entry tables
+    /// stay empty.
+    inline: Option<Box<InlineSet>>,
     hasher: S,
     /// Heads read on every insert: kept away from the counter stripes.
     listeners: AtomicPtr<ListenerNode<T>>,
@@ -320,6 +347,7 @@ impl<T: DenseKey> RawISet<T> {
     pub fn dense(bound: usize) -> Self {
         let mut set = Self::with_capacity_and_hasher(0, DefaultHashBuilder::default());
         set.dense = Some(Box::new(Dense::new(bound)));
+        set.inline = None;
         set
     }
 }
@@ -338,11 +366,13 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
             .and_then(usize::checked_next_power_of_two)
             .expect("RawISet capacity overflow")
             .max(MIN_CAPACITY);
-        let first = Table::alloc(capacity);
+        let inline = InlineKey::of::<T>().then(|| Box::new(InlineSet::new(capacity)));
+        let first = Table::alloc(if inline.is_some() { MIN_CAPACITY } else { capacity });
         Self {
             root: AtomicPtr::new(first),
             first,
             dense: None,
+            inline,
             hasher,
             listeners: AtomicPtr::new(ptr::null_mut()),
             size_waiters: WaiterList::new(),
@@ -358,7 +388,8 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
 
     fn with_hint(self) -> Self {
         // SAFETY: the root is alive (`self` owns it).
-        self.hint.set(unsafe { &*self.root.load(Relaxed) });
+        let t = unsafe { &*self.root.load(Relaxed) };
+        self.hint.set(t.slots_addr(), t.capacity() - 1);
         self
     }
 
@@ -376,8 +407,50 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
         }
         let hash = self.hasher.hash_one(&value);
         // The home slot's cache miss overlaps with the set-up of the insert.
-        self.hint.prefetch(hash);
-        self.insert_hashed(value, hash)
+        self.prefetch(hash);
+        self.insert_with_hash(value, hash)
+    }
+
+    /// Prefetches the home slot of `hash` in the newest table.
+    #[inline]
+    fn prefetch(&self, hash: u64) {
+        match &self.inline {
+            Some(il) => il.prefetch(hash),
+            None => self.hint.prefetch(hash),
+        }
+    }
+
+    /// `insert` after hashing (and prefetching), into a hashed or inline set.
+    #[inline]
+    fn insert_with_hash(&self, value: T, hash: u64) -> Result<bool, Error> {
+        match &self.inline {
+            Some(il) => self.insert_inline(il, value, hash),
+            None => self.insert_hashed(value, hash),
+        }
+    }
+
+    /// `insert` into an inline set: the slot's CAS (or the special word's)
+    /// is the publication, then the same counting, waking and delivering
+    /// as for an entry.
+    fn insert_inline(&self, il: &InlineSet, value: T, hash: u64) -> Result<bool, Error> {
+        let bits = InlineKey::to_bits(&value);
+        let stripe = thread_stripe();
+        let counted = || self.counts.increment(stripe);
+        if !il.insert(bits, hash, &|b| self.rehash(b), counted, || self.len())? {
+            return Ok(false);
+        }
+        publication_fence();
+        self.wake_waiters(hash, &value);
+        self.deliver(&value, |l| {
+            l.inline_claimed.as_ref().is_some_and(|c| c.insert(bits) == Ok(true))
+        });
+        Ok(true)
+    }
+
+    /// The hash of an inline element, from its bits (for migrations).
+    #[inline]
+    fn rehash(&self, bits: u64) -> u64 {
+        self.hasher.hash_one(InlineKey::from_bits::<T>(bits))
     }
 
     /// Inserts every element of `values`; returns how many were new.
@@ -411,7 +484,7 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
             let mut n = 0;
             for value in values.by_ref().take(BATCH) {
                 let hash = self.hasher.hash_one(&value);
-                self.hint.prefetch(hash);
+                self.prefetch(hash);
                 batch[n] = Some((hash, value));
                 n += 1;
             }
@@ -419,7 +492,7 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
                 return Ok(new);
             }
             for (hash, value) in batch[..n].iter_mut().filter_map(Option::take) {
-                new += usize::from(self.insert_hashed(value, hash)?);
+                new += usize::from(self.insert_with_hash(value, hash)?);
             }
         }
     }
@@ -555,7 +628,8 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
         }
         if let Ok(n) = t.install_successor() {
             // SAFETY: just installed; tables live as long as the set.
-            self.hint.set(unsafe { &*n });
+            let nt = unsafe { &*n };
+            self.hint.set(nt.slots_addr(), nt.capacity() - 1);
             // SAFETY: just installed as `t`'s successor; tables live as long as the set.
             if unsafe { t.help_migrate(&*n) } {
                 self.advance_root();
@@ -616,6 +690,9 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
     fn contains_hashed(&self, hash: u64, value: &T) -> bool {
         if let Some(d) = &self.dense {
             return d.index(value).is_some_and(|i| d.contains_index(i));
+        }
+        if let Some(il) = &self.inline {
+            return il.contains(InlineKey::to_bits(value), hash);
         }
         // SAFETY: the root is never null; tables live as long as the set.
         let mut t = unsafe { &*self.root.load(Acquire) };
@@ -679,6 +756,11 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
             self.frozen.store(true, SeqCst);
             return n;
         }
+        if let Some(il) = &self.inline {
+            let n = il.freeze(&|b| self.rehash(b)).len();
+            self.frozen.store(true, SeqCst);
+            return n;
+        }
         self.freeze_entries().len()
     }
 
@@ -692,6 +774,16 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
             // Ascending indices are ascending elements (`DenseKey`).
             let out = d.freeze().into_iter().map(|i| d.element(i)).collect();
             self.frozen.store(true, SeqCst);
+            return out;
+        }
+        if let Some(il) = &self.inline {
+            let mut out: Vec<T> = il
+                .freeze(&|b| self.rehash(b))
+                .into_iter()
+                .map(InlineKey::from_bits::<T>)
+                .collect();
+            self.frozen.store(true, SeqCst);
+            out.sort_unstable();
             return out;
         }
         let mut out: Vec<T> = self
@@ -754,6 +846,10 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
             listener,
             bit,
             dense_handled: self.dense.as_ref().map(|d| Handled::new(d.bound())),
+            inline_claimed: self
+                .inline
+                .as_ref()
+                .map(|_| Box::new(RawISet::with_hasher(ClaimHasher::default()))),
             next: ptr::null_mut(),
         }));
         let mut head = self.listeners.load(Relaxed);
@@ -779,6 +875,20 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
             });
             for i in won {
                 listener.on_element(&d.element(i));
+            }
+            return Ok(());
+        }
+        if let Some(il) = &self.inline {
+            // SAFETY: as above; set for inline sets.
+            let claimed = unsafe { (*node).inline_claimed.as_ref() }.expect("an inline set's listener has a claim set");
+            let mut won = Vec::new();
+            il.for_each(|bits| {
+                if claimed.insert(bits) == Ok(true) {
+                    won.push(bits);
+                }
+            });
+            for bits in won {
+                listener.on_element(&InlineKey::from_bits::<T>(bits));
             }
             return Ok(());
         }
@@ -861,9 +971,10 @@ struct PrefetchHint {
 }
 
 impl PrefetchHint {
-    fn set<T>(&self, t: &Table<T>) {
-        self.mask.store(t.capacity() - 1, std::sync::atomic::Ordering::Relaxed);
-        self.slots.store(t.slots_addr(), std::sync::atomic::Ordering::Relaxed);
+    /// Points the hint at a table's slots (`slots`: slot 0's address).
+    fn set(&self, slots: usize, mask: usize) {
+        self.mask.store(mask, std::sync::atomic::Ordering::Relaxed);
+        self.slots.store(slots, std::sync::atomic::Ordering::Relaxed);
     }
 
     #[inline]

@@ -183,6 +183,7 @@ where
 ///
 /// # Safety
 /// As [`spawn`].
+#[inline(always)]
 unsafe fn spawn_task<F>(group: &TaskGroup, future: F, handle: bool) -> *const Header
 where
     F: Future + Send,

@@ -152,35 +152,85 @@ pub(super) fn tag_matches(word: usize, hash: u64) -> bool {
     }
 }
 
-/// Sentinel for `next`: the table is frozen and never grows.
-pub(super) fn frozen_next<T>() -> *mut Table<T> {
+/// Sentinel for `next`: the table is frozen and never grows. (Generic over
+/// the table type: the inline tables of `inline.rs` use it too.)
+pub(super) fn frozen_next<X>() -> *mut X {
     // Never dereferenced: only compared.
-    8 as *mut Table<T>
+    8 as *mut X
 }
 
 /// Whether `next` is a successor table (not null, not the frozen sentinel).
 #[inline]
-pub(super) fn is_table<T>(next: *mut Table<T>) -> bool {
+pub(super) fn is_table<X>(next: *mut X) -> bool {
     !next.is_null() && next != frozen_next()
 }
 
 /// Slots migrated per claim.
-const CHUNK: usize = 1024;
+pub(super) const CHUNK: usize = 1024;
 /// How many slots ahead a migrating thread prefetches entries.
 const PREFETCH_DISTANCE: usize = 16;
 
 /// Migration bookkeeping, on its own cache line: inserters only read the
-/// table's header.
-struct Migration {
+/// table's header. Shared by the entry tables here and the inline tables of
+/// `inline.rs`, which follow the same chunked migration.
+pub(super) struct Migration {
     /// Next slot index to claim (may run past the capacity).
     claimed: AtomicUsize,
     /// Slots migrated by chunk owners.
     done: AtomicUsize,
-    /// Every slot is `MOVED` or `COPIED`.
+    /// Every slot is closed (`MOVED`/`COPIED` here, `CLOSED` inline).
     complete: AtomicBool,
     /// Someone is allocating the successor (avoids racing allocations of
     /// a large table; a thread that finds the table full allocates anyway).
     growing: AtomicBool,
+}
+
+impl Migration {
+    pub(super) fn new() -> CachePadded<Self> {
+        CachePadded::new(Migration {
+            claimed: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            complete: AtomicBool::new(false),
+            growing: AtomicBool::new(false),
+        })
+    }
+
+    pub(super) fn is_complete(&self) -> bool {
+        self.complete.load(Acquire)
+    }
+
+    /// Marks the migration complete (by a thread that closed every slot).
+    pub(super) fn set_complete(&self) {
+        self.complete.store(true, Release);
+    }
+
+    /// Claims the right to allocate the successor for a load-factor resize.
+    pub(super) fn claim_growth(&self) -> bool {
+        !self.growing.load(Relaxed) && !self.growing.swap(true, AcqRel)
+    }
+
+    /// Claims chunks of `0..cap` and runs `migrate(start, end)` on each
+    /// until none is left. Returns `true` if this call completed the
+    /// migration (its chunk brought `done` to `cap`).
+    pub(super) fn help(&self, cap: usize, mut migrate: impl FnMut(usize, usize)) -> bool {
+        let chunk = CHUNK.min(cap);
+        let mut completed = false;
+        while self.claimed.load(Relaxed) < cap {
+            let start = self.claimed.fetch_add(chunk, Relaxed);
+            if start >= cap {
+                break;
+            }
+            let end = (start + chunk).min(cap);
+            migrate(start, end);
+            // Release our copies with the count; whoever completes the
+            // count acquires everyone's.
+            if self.done.fetch_add(end - start, AcqRel) + (end - start) == cap {
+                self.set_complete();
+                completed = true;
+            }
+        }
+        completed
+    }
 }
 
 /// One open-addressing table.
@@ -215,12 +265,7 @@ impl<T> Table<T> {
             slots: zeroed_slots(capacity),
             mask: capacity - 1,
             next: AtomicPtr::new(ptr::null_mut()),
-            migration: CachePadded::new(Migration {
-                claimed: AtomicUsize::new(0),
-                done: AtomicUsize::new(0),
-                complete: AtomicBool::new(false),
-                growing: AtomicBool::new(false),
-            }),
+            migration: Migration::new(),
             _entries: PhantomData,
         }))
     }
@@ -258,12 +303,12 @@ impl<T> Table<T> {
     }
 
     pub(super) fn is_complete(&self) -> bool {
-        self.migration.complete.load(Acquire)
+        self.migration.is_complete()
     }
 
     /// Claims the right to allocate the successor for a load-factor resize.
     pub(super) fn claim_growth(&self) -> bool {
-        !self.migration.growing.load(Relaxed) && !self.migration.growing.swap(true, AcqRel)
+        self.migration.claim_growth()
     }
 
     /// Probes for `value` and inserts the entry of `new` at the first empty
@@ -475,28 +520,13 @@ impl<T> Table<T> {
     /// # Safety
     /// `next` is this table's successor.
     pub(super) unsafe fn help_migrate(&self, next: &Table<T>) -> bool {
-        let cap = self.capacity();
-        let chunk = CHUNK.min(cap);
-        let mut completed = false;
-        while self.migration.claimed.load(Relaxed) < cap {
-            let start = self.migration.claimed.fetch_add(chunk, Relaxed);
-            if start >= cap {
-                break;
-            }
-            let end = (start + chunk).min(cap);
+        self.migration.help(self.capacity(), |start, end| {
             for i in start..end {
                 self.prefetch_entry(i + PREFETCH_DISTANCE, end);
                 // SAFETY: caller contract.
                 unsafe { self.migrate_slot(next, i) };
             }
-            // Release our copies with the count; whoever completes the
-            // count acquires everyone's.
-            if self.migration.done.fetch_add(end - start, AcqRel) + (end - start) == cap {
-                self.migration.complete.store(true, Release);
-                completed = true;
-            }
-        }
-        completed
+        })
     }
 
     /// Migrates every slot itself (without waiting for chunk owners) and
@@ -512,7 +542,7 @@ impl<T> Table<T> {
             // SAFETY: caller contract.
             unsafe { self.migrate_slot(next, i) };
         }
-        self.migration.complete.store(true, Release);
+        self.migration.set_complete();
     }
 
     /// Closes every `EMPTY` slot as `FROZEN` and returns the entries. Only

@@ -43,9 +43,27 @@ impl Counting {
     }
 }
 
-impl Listener<u32> for Counting {
-    fn on_element(&self, value: &u32) {
-        self.counts[*value as usize].fetch_add(1, SeqCst);
+/// An element type the set stores as entries (it is not a primitive
+/// integer, which the set stores in its slots).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key(u32);
+
+impl From<u32> for Key {
+    fn from(n: u32) -> Self {
+        Key(n)
+    }
+}
+
+impl From<Key> for u32 {
+    fn from(k: Key) -> u32 {
+        k.0
+    }
+}
+
+impl<E: Copy + Into<u32>> Listener<E> for Counting {
+    fn on_element(&self, value: &E) {
+        let i: u32 = (*value).into();
+        self.counts[i as usize].fetch_add(1, SeqCst);
         self.total.fetch_add(1, SeqCst);
         if ADDING_THREAD.with(|a| a.get()) {
             self.by_scan.fetch_add(1, SeqCst);
@@ -63,7 +81,13 @@ fn xorshift(s: &mut u64) -> u64 {
 
 #[test]
 fn listeners_added_while_inserting_see_every_element_exactly_once() {
-    listeners_race(100_000, 200_000, |_| RawISet::with_capacity(0));
+    listeners_race(100_000, 200_000, |_| RawISet::<u32>::with_capacity(0));
+}
+
+#[test]
+fn entry_listeners_added_while_inserting_see_every_element_exactly_once() {
+    let n = if cfg!(miri) { 2_000 } else { 100_000 };
+    listeners_race(n, 200_000, |_| RawISet::<Key>::with_capacity(0));
 }
 
 #[test]
@@ -71,13 +95,16 @@ fn dense_listeners_added_while_inserting_see_every_element_exactly_once() {
     // Smaller under Miri. Bits are cheap: more elements and shorter pauses
     // between listeners than for the hashed set, so that they overlap.
     let n = if cfg!(miri) { 2_000 } else { 400_000 };
-    listeners_race(n, 20_000, RawISet::dense);
+    listeners_race(n, 20_000, RawISet::<u32>::dense);
 }
 
 /// Four threads insert `0..n` (each element twice) into `make(n)` while
 /// listeners are added before, during (after random pauses of up to
 /// `max_pause` spins) and after; each must see every element exactly once.
-fn listeners_race(n: usize, max_pause: u64, make: fn(usize) -> RawISet<u32>) {
+fn listeners_race<E>(n: usize, max_pause: u64, make: fn(usize) -> RawISet<E>)
+where
+    E: Copy + Into<u32> + From<u32> + std::hash::Hash + Eq + Send + Sync + 'static,
+{
     const LISTENERS: usize = 10;
     // Listeners that got elements both from their scan and from inserts:
     // proof that the test really raced them.
@@ -93,7 +120,7 @@ fn listeners_race(n: usize, max_pause: u64, make: fn(usize) -> RawISet<u32>) {
                 s.spawn(move || {
                     start.wait();
                     for i in 0..n / 2 {
-                        set.insert(((i + t * n / 4) % n) as u32).unwrap();
+                        set.insert(E::from(((i + t * n / 4) % n) as u32)).unwrap();
                     }
                 });
             }
