@@ -401,10 +401,21 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
     /// `PutAfterFreeze` if the set is frozen and `value` is new, and, for a
     /// [dense](Self::dense) set, with `OutOfRange` if `value` is not below
     /// its bound.
+    #[inline]
     pub fn insert(&self, value: T) -> Result<bool, Error> {
         if let Some(d) = &self.dense {
+            // Present already: one load, inlined into the caller (a graph
+            // traversal meets most vertices again and again).
+            if d.index(&value).is_some_and(|i| d.has_index(i)) {
+                return Ok(false);
+            }
             return self.insert_dense(d, value);
         }
+        self.insert_hashing(value)
+    }
+
+    /// `insert` into a hashed or inline set.
+    fn insert_hashing(&self, value: T) -> Result<bool, Error> {
         let hash = self.hasher.hash_one(&value);
         // The home slot's cache miss overlaps with the set-up of the insert.
         self.prefetch(hash);
@@ -550,6 +561,7 @@ impl<T: Hash + Eq + Send + Sync + 'static, S: BuildHasher> RawISet<T, S> {
 
     /// `insert` into a dense set: the bit's CAS is the publication, then
     /// the same counting, waking and delivering as for an entry.
+    #[inline(never)]
     fn insert_dense(&self, d: &Dense<T>, value: T) -> Result<bool, Error> {
         let i = d.index(&value).ok_or(Error::OutOfRange { lvar: "dense ISet" })?;
         if !d.insert(i)? {

@@ -33,6 +33,9 @@
 //!
 //! Modelled by `loom_tests/iset.rs` (`dense_*`).
 
+use std::marker::PhantomData;
+
+use super::inline::InlineKey;
 use crate::error::Error;
 use crate::sync::{AtomicU64, Ordering::*};
 
@@ -45,14 +48,7 @@ const FROZEN: u64 = 1 << 63;
 /// the bit of its value. Sealed: implemented for `u8`, `u16`, `u32`, `u64`
 /// and `usize`, whose numeric order is the order the frozen set is sorted
 /// in.
-pub trait DenseKey: Copy + Ord + std::hash::Hash + Send + Sync + 'static + sealed::Sealed {
-    /// The element's bit index (`None` if it does not fit a `usize`).
-    #[doc(hidden)]
-    fn to_index(self) -> Option<usize>;
-    /// The element of a bit index (below a bound that came from elements).
-    #[doc(hidden)]
-    fn from_index(i: usize) -> Self;
-}
+pub trait DenseKey: Copy + Ord + std::hash::Hash + Send + Sync + 'static + sealed::Sealed {}
 
 mod sealed {
     pub trait Sealed {}
@@ -61,19 +57,7 @@ mod sealed {
 macro_rules! dense_key {
     ($($t:ty),*) => {$(
         impl sealed::Sealed for $t {}
-        impl DenseKey for $t {
-            #[inline]
-            fn to_index(self) -> Option<usize> {
-                usize::try_from(self).ok()
-            }
-            #[inline]
-            fn from_index(i: usize) -> Self {
-                // Indices are below the bound, which `to_index` produced
-                // from values of this type (or the type's range), so the
-                // conversion cannot fail.
-                <$t>::try_from(i).expect("a dense index came from this type")
-            }
-        }
+        impl DenseKey for $t {}
     )*};
 }
 dense_key!(u8, u16, u32, u64, usize);
@@ -88,43 +72,55 @@ fn split(i: usize) -> (usize, u64) {
     (i / BITS, 1 << (i % BITS))
 }
 
-/// The elements of a dense set.
+/// The elements of a dense set. Its element type is a [`DenseKey`] (checked
+/// when it is made); an element's index is its value, read through
+/// [`InlineKey`] (every dense key type is an inline type), which compiles to
+/// a plain load where the set's methods are not generic over the type any
+/// more: no call through a function pointer on the insert path.
 pub(super) struct Dense<T> {
     words: Box<[AtomicU64]>,
     bound: usize,
-    to_index: fn(&T) -> Option<usize>,
-    from_index: fn(usize) -> T,
+    _elements: PhantomData<fn(T) -> T>,
 }
 
-impl<T> Dense<T> {
+impl<T: 'static> Dense<T> {
     pub(super) fn new(bound: usize) -> Self
     where
         T: DenseKey,
     {
+        debug_assert!(InlineKey::of::<T>());
         Self {
             words: bitmap(bound),
             bound,
-            to_index: |v: &T| v.to_index(),
-            from_index: T::from_index,
+            _elements: PhantomData,
         }
     }
 
     /// The bit index of `value`, if it is below the bound.
     #[inline]
     pub(super) fn index(&self, value: &T) -> Option<usize> {
-        (self.to_index)(value).filter(|&i| i < self.bound)
+        usize::try_from(InlineKey::to_bits(value))
+            .ok()
+            .filter(|&i| i < self.bound)
     }
 
     pub(super) fn element(&self, i: usize) -> T {
-        (self.from_index)(i)
+        InlineKey::from_bits(i as u64)
     }
 
     /// The hash of an element for the set's waiter stripes (no hasher
     /// needed: indices below the bound are distinct).
     #[inline]
     pub(super) fn hash(&self, value: &T) -> u64 {
-        let i = (self.to_index)(value).map_or(u64::MAX, |i| i as u64);
-        i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        InlineKey::to_bits(value).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// Whether index `i` is present (an `Acquire` load: the insert fast
+    /// path's "already there", as in [`insert`](Self::insert)).
+    #[inline]
+    pub(super) fn has_index(&self, i: usize) -> bool {
+        let (w, bit) = split(i);
+        self.words[w].load(Acquire) & bit != 0
     }
 
     /// The insert protocol (module doc): `Ok(true)` if this call set the
@@ -166,11 +162,19 @@ impl<T> Dense<T> {
 
     /// The freeze protocol (module doc): the final elements, ascending.
     pub(super) fn freeze(&self) -> Vec<usize> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.count_hint());
         for (w, word) in self.words.iter().enumerate() {
             each_bit(word.fetch_or(FROZEN, SeqCst) & !FROZEN, w, &mut |i| out.push(i));
         }
         out
+    }
+
+    /// How many elements are present now (a capacity hint for `freeze`).
+    fn count_hint(&self) -> usize {
+        self.words
+            .iter()
+            .map(|w| (w.load(Relaxed) & !FROZEN).count_ones() as usize)
+            .sum()
     }
 
     pub(super) fn bound(&self) -> usize {
