@@ -8,11 +8,15 @@
 //! dropped outside the timed part (criterion's `iter_with_large_drop`), for
 //! every structure alike. Variants:
 //!
-//! - `lvars` / `lvars_cap`: `RawISet` (foldhash), default capacity (grows
+//! - `lvars` / `lvars_cap`: `RawISet<u64>` (foldhash; the keys are kept in
+//!   the table slots, `src/data/iset/inline.rs`), default capacity (grows
 //!   from 16 slots through 17 resizes) / `with_capacity(distinct)`;
 //! - `lvars_extend`: `RawISet::extend` of each thread's slice (hashes and
 //!   prefetches 16 keys at a time);
 //! - `lvars_ahash`: `RawISet` hashing with ahash, like the peers;
+//! - `lvars_entry`: `RawISet` of the keys wrapped in a newtype, which it
+//!   stores as entries (as it does strings or tuples): the representation
+//!   of every element type that is not a primitive integer;
 //! - `lvars_dense`: `RawISet::dense` over the keys' 22-bit range (one bit
 //!   per possible key, 512 KiB): not a peer of the hash sets, since it
 //!   needs the bound; it shows what a set of small integers costs;

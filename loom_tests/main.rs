@@ -6,6 +6,7 @@
 #![cfg(loom)]
 
 mod counter;
+mod detached;
 mod freeze;
 mod imap;
 mod iset;

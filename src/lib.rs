@@ -9,6 +9,7 @@ pub mod lattice;
 pub mod lvar;
 pub mod par;
 pub mod sched;
+mod striped;
 mod sync;
 
 pub use error::{Error, Result};

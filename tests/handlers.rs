@@ -373,3 +373,33 @@ fn callbacks_dropped_at_session_end_may_still_touch_other_sets() {
         "each callback (and its guard) dropped exactly once"
     );
 }
+
+/// A callback that waits forever (for a variable nobody puts) is reported
+/// as a deadlock once everything else is done: detached callbacks are
+/// counted by the session, not by the task that inserted their element.
+#[test]
+fn a_callback_parked_forever_is_a_deadlock_not_a_hang() {
+    for workers in [1, 2, 4] {
+        let pool = pool(workers);
+        let r = pool.run_par(|p| {
+            Box::pin(async move {
+                let set: ISet<u32> = ISet::new(p);
+                let handlers = HandlerPool::new(p);
+                handlers
+                    .add_handler(&set, move |x| async move {
+                        if x == 2 {
+                            let never: lvars::IVar<u32> = lvars::IVar::new(p);
+                            let _ = never.get().await;
+                        }
+                    })
+                    .unwrap();
+                for x in 0..4 {
+                    set.insert(x).unwrap();
+                }
+            })
+        });
+        assert_eq!(r, Err(Error::Deadlock { parked: 1 }), "{workers} worker(s)");
+        // The pool is still usable.
+        assert_eq!(pool.run_par(|_| Box::pin(async { 7 })), Ok(7));
+    }
+}

@@ -17,11 +17,12 @@ use std::sync::{Arc, Mutex};
 use lvars::data::RawISet;
 
 /// Every structure, in the order they are run.
-pub const VARIANTS: [&str; 9] = [
+pub const VARIANTS: [&str; 10] = [
     "lvars",
     "lvars_cap",
     "lvars_extend",
     "lvars_ahash",
+    "lvars_entry",
     "lvars_dense",
     "dashmap",
     "mutex_hashset",
@@ -48,6 +49,11 @@ pub fn keys(n: usize) -> Vec<u64> {
 pub fn key_range(n: usize) -> u64 {
     (n as u64 * 4).next_power_of_two()
 }
+
+/// A `u64` key that a `RawISet` stores as an entry (only primitive
+/// integers are kept in the slots).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EntryKey(pub u64);
 
 /// The number of distinct keys (what every set's `len` must be).
 pub fn distinct(keys: &[u64]) -> usize {
@@ -124,6 +130,10 @@ pub fn setup(variant: &str, threads: usize, keys: Arc<[u64]>, distinct: usize) -
             |s, k| s.insert(k).unwrap(),
             RawISet::len
         ),
+        // The same keys wrapped in a type that is not a primitive integer:
+        // the set stores entries (what a set of strings or tuples does)
+        // instead of keeping the keys in its slots.
+        "lvars_entry" => run!(RawISet::new, |s, k| s.insert(EntryKey(k)).unwrap(), RawISet::len),
         "lvars_ahash" => run!(
             || RawISet::with_hasher(ahash()),
             |s, k| s.insert(k).unwrap(),

@@ -99,12 +99,12 @@ use std::ptr;
 use std::sync::Arc;
 
 use super::iset::DefaultHashBuilder;
-use super::striped::{thread_stripe, StripedCount};
 use crate::error::Error;
 use crate::lattice::Lattice;
 use crate::lvar::wait::{WaitFuture, Waitable};
 use crate::lvar::waiters::WaiterList;
 use crate::lvar::{RawLVar, ThresholdSet};
+use crate::striped::{thread_stripe, StripedCount};
 use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 
 /// Hash bits per trie level.

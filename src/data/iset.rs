@@ -133,10 +133,10 @@ pub use self::dense::DenseKey;
 use self::dense::{Dense, Handled};
 use self::inline::{InlineKey, InlineSet};
 use self::table::{frozen_next, is_table, Entry, Probe, Table, COPIED};
-use super::striped::{thread_stripe, StripedCount, STRIPES};
 use crate::error::Error;
 use crate::lvar::wait::{WaitFuture, Waitable};
 use crate::lvar::waiters::WaiterList;
+use crate::striped::{thread_stripe, StripedCount, STRIPES};
 use crate::sync::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 
 /// The hasher a [`RawISet`] uses unless told otherwise.

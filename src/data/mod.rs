@@ -9,7 +9,6 @@ mod ivar;
 mod max_counter;
 mod monotone_word;
 mod pn_counter;
-pub(crate) mod striped;
 
 pub use counter::{RawCounter, COUNTER_LIMIT};
 pub(crate) use imap::EntryListener;

@@ -60,12 +60,12 @@ use std::sync::Arc;
 use super::effects::{EffectLevel, HasFreeze, HasGet};
 use super::session::{Par, Session};
 use super::set_handle::ISet;
-use crate::data::striped::{thread_stripe, StripedCount};
 use crate::data::{EntryListener, Listener};
 use crate::error::Error;
 use crate::lvar::wait::{WaitFuture, Waitable};
 use crate::lvar::waiters::WaiterList;
 use crate::sched::task;
+use crate::striped::{thread_stripe, StripedCount};
 use crate::sync::{fence, AtomicU64, Ordering::SeqCst};
 
 /// The counting state of a pool, shared with its listeners and callbacks.

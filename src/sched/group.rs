@@ -8,6 +8,11 @@
 //! its parent when that reaches zero; top-level tasks hand it to the group.
 //! The group's own `pending` starts at 1 (held by the owner while it sets
 //! up) and reaching zero means every task transitively forked has finished.
+//! Detached tasks (handler callbacks, memo computations: nobody awaits
+//! them) are not part of that tree: they are counted in per-thread stripes
+//! (`detached.rs`), so that a finished task is freed at once instead of
+//! waiting for the detached tasks it spawned. The group is finished when
+//! `pending` is zero and every detached task that started has finished.
 //!
 //! # Parked tasks, deadlock and cancellation
 //!
@@ -26,9 +31,11 @@ use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
+use super::detached::DetachedCount;
 use super::latch::Owner;
 use super::registry::{Registry, WorkerThread};
 use super::task::{self, Header};
+use crate::striped::thread_stripe;
 use crate::sync::{lock, AtomicBool, AtomicUsize, Mutex, Ordering::*};
 
 /// Marker for "not in the parked registry".
@@ -47,6 +54,7 @@ pub(crate) enum GroupEnd {
 pub(crate) struct TaskGroup {
     registry: Arc<Registry>,
     pending: CachePadded<AtomicUsize>,
+    detached: DetachedCount,
     stuck: AtomicBool,
     cancelled: AtomicBool,
     panic: Mutex<Option<Box<dyn Any + Send>>>,
@@ -67,6 +75,7 @@ impl TaskGroup {
         Self {
             registry,
             pending: CachePadded::new(AtomicUsize::new(1)),
+            detached: DetachedCount::new(),
             stuck: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
             panic: Mutex::new(None),
@@ -91,6 +100,29 @@ impl TaskGroup {
         if self.pending.fetch_sub(1, SeqCst) == 1 {
             owner.wake();
         }
+    }
+
+    /// Counts a detached task of this group, before it can run.
+    pub(crate) fn add_detached(&self) {
+        self.detached.start(thread_stripe());
+    }
+
+    /// A detached task's subtree finished (`detached.rs`: the group may be
+    /// freed as soon as this returns, and is not touched afterwards).
+    pub(crate) fn finish_detached(&self) {
+        self.detached.finish(
+            thread_stripe(),
+            || self.pending.load(SeqCst) == 0,
+            || {
+                let owner = self.owner.clone();
+                move || owner.wake()
+            },
+        );
+    }
+
+    /// Every task, attached or detached, has finished.
+    fn all_done(&self) -> bool {
+        self.pending.load(SeqCst) == 0 && self.detached.all_finished()
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
@@ -118,7 +150,7 @@ impl TaskGroup {
 
     /// Called by the deadlock detector, under the registry's idle lock.
     pub(crate) fn report_stuck(&self) {
-        if self.pending.load(SeqCst) == 0 {
+        if self.all_done() {
             return;
         }
         self.stuck.store(true, SeqCst);
@@ -203,9 +235,8 @@ impl TaskGroup {
         self.registry.begin_wait(self);
         let mut end = GroupEnd::Completed;
         loop {
-            self.owner
-                .wait_until(|| self.pending.load(SeqCst) == 0 || self.stuck.load(SeqCst));
-            if self.pending.load(SeqCst) == 0 {
+            self.owner.wait_until(|| self.all_done() || self.stuck.load(SeqCst));
+            if self.all_done() {
                 break;
             }
             self.stuck.store(false, SeqCst);
@@ -214,6 +245,12 @@ impl TaskGroup {
             if end == GroupEnd::Completed {
                 end = GroupEnd::Deadlocked { parked };
             }
+        }
+        // A detached finisher may still be between its two steps (a few
+        // instructions; it touches the group until then): wait it out.
+        while self.detached.finisher_busy() {
+            std::hint::spin_loop();
+            std::thread::yield_now();
         }
         self.registry.end_wait(self);
         if let Some(g) = outer {

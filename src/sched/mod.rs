@@ -7,9 +7,11 @@
 //! `job` and `latch` (units of work, completion flags), `registry` (queues,
 //! worker loop, deadlock detection), `join`, `par_for`, `task` (futures)
 //! with `task_cache` (each worker's freed task blocks),
-//! `group` (barrier, failure and cancellation of a session's tasks), `pool`.
+//! `group` (barrier, failure and cancellation of a session's tasks) with
+//! `detached` (its count of detached tasks), `pool`.
 
 pub(crate) mod chaos;
+pub(crate) mod detached;
 pub(crate) mod group;
 pub(crate) mod job;
 pub(crate) mod join;
@@ -23,6 +25,7 @@ pub(crate) mod sleep;
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod loom_exports {
+    pub use super::detached::DetachedCount;
     pub use super::sleep::Sleep;
     pub use crate::lvar::reclaim::flush_deferred;
     pub use crate::par::handlers::PoolState;

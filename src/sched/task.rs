@@ -39,6 +39,13 @@
 //!
 //! # Counting children
 //!
+//! Only attached tasks (forks, which have a `JoinHandle`) are counted in
+//! the task they were forked from. A detached task's `parent` is the
+//! `DETACHED` sentinel and its finished subtree is counted by the group
+//! (`detached.rs`): a handler callback spawned by another callback must not
+//! keep that one allocated until it finishes too (a traversal would hold
+//! most of its tasks until the end).
+//!
 //! A task's subtree is finished when its future and every child's subtree
 //! are. Forks and the common "fork, then await the child right here" would
 //! cost two atomic read-modify-writes on the parent if counted in one
@@ -92,6 +99,11 @@ const JOIN_INTEREST: usize = 32;
 /// waker for it exists and its first `JobRef` is the only way to run it.
 const POLLED: usize = 64;
 
+/// `Header::parent` of a detached task: its finished subtree is counted in
+/// the group's detached stripes (`detached.rs`) instead of in the task that
+/// spawned it, which may then be freed before it. Never dereferenced.
+const DETACHED: *const Header = NonNull::<Header>::dangling().as_ptr();
+
 /// The type-independent part of a task, at the start of every allocation.
 pub(crate) struct Header {
     state: AtomicUsize,
@@ -106,7 +118,8 @@ pub(crate) struct Header {
     /// until completion folds `local_pending - 1` into it; the subtree is
     /// done when the folded count reaches zero.
     pending: AtomicUsize,
-    /// The task this one was forked from, or null for a top-level task.
+    /// The task this one was forked from; null for a top-level task;
+    /// [`DETACHED`] for a detached task (counted by the group, not a parent).
     parent: *const Header,
     pub(crate) group: *const TaskGroup,
     /// Index in the group's parked registry, or `NOT_PARKED`. Written only
@@ -190,12 +203,18 @@ where
     F::Output: Send,
 {
     let worker = WorkerThread::current().filter(|w| std::ptr::eq(w.registry(), &**group.registry()));
-    let parent = worker
-        .map(|w| w.current_task() as *const Header)
-        // SAFETY: the current task is being polled on this thread.
-        .filter(|t| !t.is_null() && unsafe { std::ptr::eq((**t).group, group) })
-        .unwrap_or(std::ptr::null());
-    if parent.is_null() {
+    let parent = if handle {
+        worker
+            .map(|w| w.current_task() as *const Header)
+            // SAFETY: the current task is being polled on this thread.
+            .filter(|t| !t.is_null() && unsafe { std::ptr::eq((**t).group, group) })
+            .unwrap_or(std::ptr::null())
+    } else {
+        DETACHED
+    };
+    if parent == DETACHED {
+        group.add_detached();
+    } else if parent.is_null() {
         group.add_top_level();
     } else {
         // SAFETY: the parent is being polled on this thread, which holds
@@ -439,6 +458,7 @@ unsafe fn is_exclusive(h: *const Header) -> bool {
 unsafe fn free_exclusive(h: *const Header) {
     // SAFETY: exclusive, alive until the dealloc below.
     let (parent, group) = unsafe { ((*h).parent, (*h).group) };
+    debug_assert!(parent != DETACHED, "a detached task has no handle");
     // SAFETY: every reference is ours, so this is the last use.
     unsafe { ((*h).vtable.dealloc)(h) };
     if parent.is_null() {
@@ -509,7 +529,10 @@ unsafe fn subtree_done(h: *const Header) {
     let (parent, group) = unsafe { ((*h).parent, (*h).group) };
     // SAFETY: the "subtree pending" reference.
     unsafe { release(h) };
-    if parent.is_null() {
+    if parent == DETACHED {
+        // SAFETY: the group outlives its unfinished detached subtrees.
+        unsafe { (*group).finish_detached() };
+    } else if parent.is_null() {
         // SAFETY: the group outlives its unfinished top-level subtrees.
         unsafe { (*group).finish_top_level() };
     } else {

@@ -1,9 +1,10 @@
-//! An exact element count spread over cache lines.
+//! An exact count spread over cache lines.
 //!
 //! The grow-only structures count their elements exactly (for `wait_size`
-//! and freezing) without one contended counter: each thread increments its
-//! own stripe (assigned round-robin on first use) and readers sum the
-//! stripes.
+//! and freezing), handler pools their callbacks (for quiescence) and task
+//! groups their detached tasks (`sched/detached.rs`), without one contended
+//! counter: each thread increments its own stripe (assigned round-robin on
+//! first use) and readers sum the stripes.
 //!
 //! **Why a threshold read of the sum is sound.** Every stripe only grows.
 //! A reader that loads the stripes one after the other gets, for each, a
