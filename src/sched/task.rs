@@ -692,9 +692,17 @@ fn alloc_task<F: Future>(worker: Option<&WorkerThread>) -> *mut Task<F> {
 unsafe fn dealloc<F: Future>(h: *const Header) {
     let task = h as *mut Task<F>;
     // The contents first: dropping them runs user code (which may free
-    // other tasks); the block goes back only afterwards.
+    // other tasks); the block goes back only afterwards. A stage whose
+    // output was taken (the common end) holds nothing: skip its destructor,
+    // which would otherwise look through every state of the future.
     // SAFETY: last reference: nobody else can reach the allocation.
-    unsafe { std::ptr::drop_in_place(task) };
+    unsafe {
+        let stage = (*task).stage.get();
+        if !matches!(*stage, Stage::Gone) {
+            std::ptr::drop_in_place(stage);
+        }
+        std::ptr::drop_in_place(std::ptr::addr_of_mut!((*task).header));
+    }
     // SAFETY: `task` is non-null (it was dereferenced above).
     let block = unsafe { NonNull::new_unchecked(task) }.cast::<u8>();
     match const { task_class::<F>() } {
@@ -780,19 +788,21 @@ impl<T> Future for JoinHandle<T> {
                 // other thread can reach the state word, a store claims it.
                 header.state.store(RUNNING | JOIN_INTEREST | POLLED, Relaxed);
                 // SAFETY: we hold RUNNING and the handle's reference.
-                match unsafe { poll_step(h) } {
-                    // SAFETY: RUNNING and both references are still ours.
-                    Some(Ok(Poll::Ready(()))) if unsafe { is_exclusive(h) } => {
-                        let out = self.try_take().expect("a completed task left its output");
-                        // SAFETY: exclusive: the last users of the task are
-                        // this handle and the JobRef it popped.
-                        unsafe { free_exclusive(h) };
-                        self.header = std::ptr::null();
-                        return Poll::Ready(out);
-                    }
+                let polled = unsafe { poll_step(h) };
+                // SAFETY: RUNNING and both references are still ours.
+                if matches!(polled, Some(Ok(Poll::Ready(())))) && unsafe { is_exclusive(h) } {
+                    // Holds no payload: nothing to drop.
+                    std::mem::forget(polled);
+                    let out = self.try_take().expect("a completed task left its output");
+                    // SAFETY: exclusive: the last users of the task are
+                    // this handle and the JobRef it popped.
+                    unsafe { free_exclusive(h) };
+                    self.header = std::ptr::null();
+                    return Poll::Ready(out);
+                }
+                if let Some(result) = polled {
                     // SAFETY: still RUNNING.
-                    Some(result) => unsafe { after_poll(h, result) },
-                    None => {}
+                    unsafe { after_poll(h, result) };
                 }
             // SAFETY: the handle's reference keeps the task alive.
             } else if unsafe { try_claim(h) } {
