@@ -837,7 +837,14 @@ fn cancelling_parked_tasks_while_they_are_woken_from_outside() {
                         std::thread::yield_now();
                     }
                     std::thread::sleep(Duration::from_micros((iter * 37) % 400));
-                    while !done.load(SeqCst) {
+                    // A bounded number of sweeps: while they go on, the
+                    // session is not deadlocked (it is found parked only in
+                    // a gap between two sweeps), and on a loaded machine
+                    // the gaps can all be too short; once they stop, it is.
+                    for _ in 0..50 {
+                        if done.load(SeqCst) {
+                            break;
+                        }
                         for s in slots.iter().rev() {
                             if let Some(w) = s.lock().unwrap().as_ref() {
                                 w.wake_by_ref();

@@ -108,8 +108,15 @@ where
     const LISTENERS: usize = 10;
     // Listeners that got elements both from their scan and from inserts:
     // proof that the test really raced them.
+    // At least three rounds, and more (up to 50) until one has raced: on a
+    // loaded machine the adding thread can be descheduled until every
+    // insert is done, and CI once saw three such rounds in a row.
+    const MAX_ROUNDS: u64 = 50;
     let mut raced = 0;
-    for round in 0..3u64 {
+    for round in 0..MAX_ROUNDS {
+        if round >= 3 && (raced > 0 || cfg!(miri)) {
+            break;
+        }
         let set = Arc::new(make(n));
         let listeners: Vec<Arc<Counting>> = (0..LISTENERS).map(|_| Counting::new(n)).collect();
         let start = Arc::new(Barrier::new(5));
@@ -150,7 +157,7 @@ where
     // (Miri interleaves threads its own way: the race is not guaranteed there.)
     assert!(
         raced > 0 || cfg!(miri),
-        "no listener was added while inserts were running"
+        "no listener was added while inserts were running, in {MAX_ROUNDS} rounds"
     );
 }
 
