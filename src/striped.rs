@@ -26,21 +26,49 @@ pub(crate) const STRIPES: usize = 16;
 #[cfg(loom)]
 pub(crate) const STRIPES: usize = 2;
 
+/// Stripes handed out so far (the first `min(NEXT, STRIPES)` are in use).
+static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// This thread's stripe, in `0..STRIPES`.
 pub(crate) fn thread_stripe() -> usize {
-    // Not part of any protocol (any stripe is correct): plain std atomics.
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     thread_local! {
         static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
     }
     STRIPE.with(|s| {
         let mut i = s.get();
         if i == usize::MAX {
-            i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % STRIPES;
+            // SeqCst: part of the argument of `stripes_in_use`.
+            i = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % STRIPES;
             s.set(i);
         }
         i
     })
+}
+
+/// How many stripes a sum has to read: those handed out so far.
+///
+/// **Why skipping the others is sound.** A thread takes its stripe with a
+/// `SeqCst` RMW on `NEXT` before its first (`SeqCst`) increment of it. A
+/// reader that loads `NEXT` (`SeqCst`) and gets `k` precedes, in the single
+/// total order, the RMW that handed out any stripe `j >= k`, so every
+/// increment of such a stripe comes after this load: the stripe read as
+/// zero at that moment, and everything said in the module doc about a read
+/// "between the start and the end" of the sum still holds. The waiter
+/// protocols keep their Dekker pairs too: an increment the load precedes is
+/// followed by its writer's scan of the waiters, which then sees a waiter
+/// that registered before the load. A process with a few threads sums a
+/// few stripes instead of sixteen (a finishing handler callback does it
+/// once). Loom models pick stripes by hand: there every stripe is read.
+#[inline]
+pub(crate) fn stripes_in_use() -> usize {
+    #[cfg(loom)]
+    {
+        STRIPES
+    }
+    #[cfg(not(loom))]
+    {
+        NEXT.load(SeqCst).min(STRIPES)
+    }
 }
 
 /// A monotone count, one cache line per stripe.
@@ -58,11 +86,14 @@ impl StripedCount {
     /// Adds one on `stripe` (`SeqCst`: it takes part in the waiter
     /// protocol) and returns that stripe's new value.
     pub(crate) fn increment(&self, stripe: usize) -> usize {
-        self.stripes[stripe].fetch_add(1, SeqCst) + 1
+        self.stripes[stripe].fetch_add(1, SeqCst).wrapping_add(1)
     }
 
     /// The sum of the stripes (see the module docs for when it is exact).
     pub(crate) fn sum(&self) -> usize {
-        self.stripes.iter().map(|c| c.load(SeqCst)).sum()
+        // Wrapping: a stripe's count wraps with `usize`, and so does the sum.
+        self.stripes[..stripes_in_use()]
+            .iter()
+            .fold(0usize, |sum, c| sum.wrapping_add(c.load(SeqCst)))
     }
 }

@@ -403,3 +403,57 @@ fn a_callback_parked_forever_is_a_deadlock_not_a_hang() {
         assert_eq!(pool.run_par(|_| Box::pin(async { 7 })), Ok(7));
     }
 }
+
+/// Found by review: a handler callback that forks where no task of its
+/// session is current (a scoped thread, a `join` closure stolen by an idle
+/// worker) raised the session's task count from zero again after the root
+/// had finished, and an owner that read "done" between the two could
+/// report a deadlock (or, worse, return while the fork ran). Such forks are
+/// counted like handler callbacks now: the session waits for them, and
+/// what they insert is in the frozen result, every time.
+#[test]
+fn forks_from_scoped_threads_and_stolen_joins_inside_callbacks_are_awaited() {
+    for workers in [1, 2, 4] {
+        let pool = pool(workers);
+        for round in 0..20u32 {
+            let frozen = pool
+                .run_par_then_freeze(move |p| {
+                    Box::pin(async move {
+                        let set: ISet<u32> = ISet::new(p);
+                        let handlers = HandlerPool::new(p);
+                        handlers
+                            .add_handler(&set, move |x| async move {
+                                if x >= 10 {
+                                    return;
+                                }
+                                // Let the root finish and the owner start waiting.
+                                std::thread::sleep(std::time::Duration::from_millis(u64::from(round % 3)));
+                                // From a scoped thread: never a task of the session.
+                                std::thread::scope(|s| {
+                                    s.spawn(|| {
+                                        drop(p.fork(async move {
+                                            // Sometimes longer than the owner's check takes.
+                                            let ms = if round % 5 == 0 { 25 } else { 2 };
+                                            std::thread::sleep(std::time::Duration::from_millis(ms));
+                                            set.insert(100 + x).unwrap();
+                                        }))
+                                    });
+                                });
+                                // From both sides of a join (one of them may be stolen).
+                                lvars::join(
+                                    || drop(p.fork(async move { set.insert(200 + x).unwrap() })),
+                                    || drop(p.fork(async move { set.insert(300 + x).unwrap() })),
+                                );
+                            })
+                            .unwrap();
+                        set.insert(1).unwrap();
+                        set.insert(2).unwrap();
+                        set.then_freeze()
+                    })
+                })
+                .unwrap_or_else(|e| panic!("{workers} worker(s), round {round}: {e}"));
+            let want: Vec<u32> = vec![1, 2, 101, 102, 201, 202, 301, 302];
+            assert_eq!(frozen.to_vec(), want, "{workers} worker(s), round {round}");
+        }
+    }
+}

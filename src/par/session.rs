@@ -59,12 +59,19 @@ impl Session {
     /// under the `chaos` feature, and a failure fails the whole session (so
     /// which of two conflicting puts lost never leaks into a result). The
     /// put's own result (e.g. "was it new") is dropped: it could depend on
-    /// the schedule.
+    /// the schedule. Inlined, with the failure out of line: a traversal's
+    /// insert of a vertex seen before is then a bit test in the caller.
+    #[inline]
     pub(crate) fn put<R>(&self, f: impl FnOnce() -> Result<R, Error>) -> Result<(), Error> {
-        crate::sched::chaos::put(f).map(drop).map_err(|e| self.fail(e))
+        match crate::sched::chaos::put(f) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
     }
 
     /// Records a failure (the first one wins) and stops the session.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn fail(&self, e: Error) -> Error {
         let mut slot = lock(&self.error);
         if slot.is_none() {

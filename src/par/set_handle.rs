@@ -127,6 +127,7 @@ impl<'s, T: Hash + Eq + Send + Sync + 'static, E: EffectLevel> ISet<'s, T, E> {
     /// Inserts `x` (inserting an element already present is a no-op).
     /// Fails, and fails the session, if the set is frozen and `x` is new, or
     /// (`OutOfRange`) if `x` is beyond a [dense](ISet::dense) set's bound.
+    #[inline]
     pub fn insert(&self, x: T) -> Result<(), Error>
     where
         E: HasPut,

@@ -7,9 +7,12 @@
 //! detached tasks: a handler callback spawned by the callback that inserted
 //! its element would keep that callback, and so the whole chain of a
 //! traversal, allocated until the end. Detached tasks are counted here
-//! instead, per group: each thread adds its starts and finishes to its own
-//! stripe, and the group is finished when its attached tree is (`pending`
-//! reaches zero) and the finished total equals the started total.
+//! instead, per group, and so are forks made outside any task of the group
+//! (the roots of the attached trees: see `task.rs`, "Counting children"):
+//! each thread adds its starts and finishes to its own stripe, and the
+//! group is finished when its owner has released its set-up hold (the
+//! group's `pending`, the "tree count" below, is zero) and the finished
+//! total equals the started total.
 //!
 //! # Protocol
 //!
@@ -28,8 +31,16 @@
 //! it runs, so before it finishes; stripes only grow (wrapping aside). A
 //! reader that sums `finished` (each stripe read before time `m`) and then
 //! `started` (each read after `m`) gets `F <= F(m) <= S(m) <= S`; `F == S`
-//! means that at `m` every started task had finished. With the tree done,
-//! nothing can start a task any more, so the group is finished for good.
+//! means that at `m` every started task had finished. A task is only
+//! started by code of the group: the owner before it releases its hold, or
+//! a task of the group that is running (its poll, or a closure it waits for
+//! on another thread), and every such task is counted until its tree
+//! finishes. With the hold released (read before the sums) and nothing
+//! running at `m`, nothing can start a task any more, so the group is
+//! finished for good. (The tree count must therefore never rise from zero:
+//! a fork counted there by a detached task still running when the hold was
+//! released made the owner read "done" and then "not done", found by
+//! review; such forks are counted here now.)
 //!
 //! **Invariant (no missed end).** The last event is either the tree count
 //! reaching zero (its finisher wakes the owner, who then reads sums that
@@ -52,20 +63,24 @@
 
 use crossbeam_utils::CachePadded;
 
-use crate::striped::{StripedCount, STRIPES};
-use crate::sync::{AtomicUsize, Ordering::SeqCst};
+use crate::striped::{stripes_in_use, StripedCount, STRIPES};
+use crate::sync::{AtomicU64, Ordering::SeqCst};
 
-/// Low bits of a `finished` stripe: finishers in progress on it.
+/// Low bits of a `finished` stripe: finishers in progress on it. The word
+/// is 64 bits wide on every target, so the finishes above them wrap only
+/// after 2^48 on one stripe (compared modulo `usize`, like the starts);
+/// with a 32-bit `usize` word, 16 bits of finishes wrapped after 65,536
+/// (found by review: the owner would then wait forever).
 const BUSY_BITS: u32 = 16;
-const BUSY: usize = 1;
-const FINISH: usize = 1 << BUSY_BITS;
-const BUSY_MASK: usize = FINISH - 1;
+const BUSY: u64 = 1;
+const FINISH: u64 = 1 << BUSY_BITS;
+const BUSY_MASK: u64 = FINISH - 1;
 
 /// The started and finished detached tasks of one group.
 pub struct DetachedCount {
     started: StripedCount,
     /// Per stripe: finishes `<< BUSY_BITS`, plus finishers in progress.
-    finished: [CachePadded<AtomicUsize>; STRIPES],
+    finished: [CachePadded<AtomicU64>; STRIPES],
 }
 
 impl Default for DetachedCount {
@@ -75,10 +90,11 @@ impl Default for DetachedCount {
 }
 
 impl DetachedCount {
+    /// No task started or finished.
     pub fn new() -> Self {
         Self {
             started: StripedCount::new(),
-            finished: std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0))),
+            finished: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
         }
     }
 
@@ -108,10 +124,9 @@ impl DetachedCount {
     /// Whether every started task has finished (read `finished` first).
     pub fn all_finished(&self) -> bool {
         dekker_fence();
-        let finished = self
-            .finished
-            .iter()
-            .fold(0usize, |sum, w| sum.wrapping_add(w.load(SeqCst) >> BUSY_BITS));
+        let finished = self.finished[..stripes_in_use()].iter().fold(0usize, |sum, w| {
+            sum.wrapping_add((w.load(SeqCst) >> BUSY_BITS) as usize)
+        });
         finished == self.started.sum()
     }
 

@@ -5,14 +5,15 @@
 //! Completion is counted as a tree, Cilk-style, so that forks never touch
 //! a shared cache line: every task has a `pending` count (1 for its own
 //! future + 1 per child whose subtree is unfinished) and hands its "done" to
-//! its parent when that reaches zero; top-level tasks hand it to the group.
-//! The group's own `pending` starts at 1 (held by the owner while it sets
-//! up) and reaching zero means every task transitively forked has finished.
-//! Detached tasks (handler callbacks, memo computations: nobody awaits
-//! them) are not part of that tree: they are counted in per-thread stripes
-//! (`detached.rs`), so that a finished task is freed at once instead of
-//! waiting for the detached tasks it spawned. The group is finished when
-//! `pending` is zero and every detached task that started has finished.
+//! its parent when that reaches zero. The roots of those trees are counted
+//! in per-thread stripes (`detached.rs`): detached tasks (handler
+//! callbacks, memo computations: nobody awaits them, and a finished task is
+//! freed at once instead of waiting for the detached tasks it spawned) and
+//! forks made outside any task of the group (the session's root, forks
+//! from stolen `join` closures or scoped threads). The group's own
+//! `pending` is only the owner's set-up hold: 1 until [`TaskGroup::wait`]
+//! releases it, then 0 for good. The group is finished when `pending` is
+//! zero and every task counted in the stripes has finished with its tree.
 //!
 //! # Parked tasks, deadlock and cancellation
 //!
@@ -88,12 +89,8 @@ impl TaskGroup {
         &self.registry
     }
 
-    pub(crate) fn add_top_level(&self) {
-        self.pending.fetch_add(1, Relaxed);
-    }
-
-    /// A top-level subtree (or the owner's own setup hold) finished.
-    pub(crate) fn finish_top_level(&self) {
+    /// Releases the owner's set-up hold (once, from `wait`).
+    fn release_setup_hold(&self) {
         // Copy the owner before the decrement: once it reaches zero the
         // owner may return and free `self` (see `latch.rs`).
         let owner = self.owner.clone();
@@ -231,7 +228,7 @@ impl TaskGroup {
             self.registry.set_blocked(g, true);
         }
         // Release the set-up hold, then become visible to the detector.
-        self.finish_top_level();
+        self.release_setup_hold();
         self.registry.begin_wait(self);
         let mut end = GroupEnd::Completed;
         loop {

@@ -392,8 +392,20 @@ impl WorkerThread {
                     if victim == self.index {
                         continue;
                     }
-                    match self.registry.stealers[victim].steal() {
-                        Steal::Success(job) => return Some(job),
+                    // Half the victim's deque (up to crossbeam's batch
+                    // limit) at once: a traversal's handler tasks are
+                    // short, and one steal per task cost a cold cache
+                    // line each. Fork-join loses nothing: lazy
+                    // publication leaves one or two jobs to steal there.
+                    match self.registry.stealers[victim].steal_batch_and_pop(&self.deque) {
+                        Steal::Success(job) => {
+                            if !self.deque.is_empty() {
+                                // The rest is stealable from us now: keep
+                                // "queued work means a notified sleeper".
+                                self.registry.sleep.notify_one(self.index + 1);
+                            }
+                            return Some(job);
+                        }
                         Steal::Retry => retry = true,
                         Steal::Empty => {}
                     }

@@ -34,17 +34,25 @@
 //! A task is created with three references: the `JoinHandle`, the "subtree
 //! pending" reference (released when the task and all its children are
 //! done, see `group.rs`) and the queued `JobRef`; a detached task
-//! (`spawn_detached`, no handle, no `JOIN_INTEREST`) with the last two. Each clone of a waker, each
-//! queued `JobRef` and the parked registry hold one more.
+//! (`spawn_detached`, no handle, no `JOIN_INTEREST`) with the last two.
+//! Each clone of a waker, each queued `JobRef` and the parked registry
+//! hold one more.
 //!
 //! # Counting children
 //!
-//! Only attached tasks (forks, which have a `JoinHandle`) are counted in
-//! the task they were forked from. A detached task's `parent` is the
-//! `DETACHED` sentinel and its finished subtree is counted by the group
-//! (`detached.rs`): a handler callback spawned by another callback must not
-//! keep that one allocated until it finishes too (a traversal would hold
-//! most of its tasks until the end).
+//! Only attached tasks (forks made while a task of the same group is being
+//! polled on the forking thread) are counted in the task they were forked
+//! from. Every other task's `parent` is the `DETACHED` sentinel and its
+//! finished subtree is counted by the group (`detached.rs`): a detached
+//! task (`spawn_detached`: a handler callback spawned by another callback
+//! must not keep that one allocated until it finishes too, or a traversal
+//! would hold most of its tasks until the end), and a fork made outside
+//! any task of its group (the owner's set-up, a `join` closure stolen by an
+//! idle worker, a scoped thread). The group's own count then only carries
+//! the owner's set-up hold, so it never rises again once it has reached
+//! zero: a detached task still running at that moment can fork from such a
+//! place (found by review: counted in the group's count, that fork could
+//! make the owner read "done", then "not done", and report a deadlock).
 //!
 //! A task's subtree is finished when its future and every child's subtree
 //! are. Forks and the common "fork, then await the child right here" would
@@ -99,9 +107,10 @@ const JOIN_INTEREST: usize = 32;
 /// waker for it exists and its first `JobRef` is the only way to run it.
 const POLLED: usize = 64;
 
-/// `Header::parent` of a detached task: its finished subtree is counted in
-/// the group's detached stripes (`detached.rs`) instead of in the task that
-/// spawned it, which may then be freed before it. Never dereferenced.
+/// `Header::parent` of a task not counted in a parent (a detached task, or
+/// a fork made outside any task of its group): its finished subtree is
+/// counted in the group's detached stripes (`detached.rs`) instead, and the
+/// task that spawned it may be freed before it. Never dereferenced.
 const DETACHED: *const Header = NonNull::<Header>::dangling().as_ptr();
 
 /// The type-independent part of a task, at the start of every allocation.
@@ -118,8 +127,8 @@ pub(crate) struct Header {
     /// until completion folds `local_pending - 1` into it; the subtree is
     /// done when the folded count reaches zero.
     pending: AtomicUsize,
-    /// The task this one was forked from; null for a top-level task;
-    /// [`DETACHED`] for a detached task (counted by the group, not a parent).
+    /// The task this one was forked from, or [`DETACHED`] (counted by the
+    /// group, not a parent: see "Counting children").
     parent: *const Header,
     pub(crate) group: *const TaskGroup,
     /// Index in the group's parked registry, or `NOT_PARKED`. Written only
@@ -203,19 +212,22 @@ where
     F::Output: Send,
 {
     let worker = WorkerThread::current().filter(|w| std::ptr::eq(w.registry(), &**group.registry()));
+    // A fork made outside any task of its group (the owner's set-up, a
+    // `join` closure stolen by an idle worker, a scoped thread) is counted
+    // like a detached task: the group's own count may already be zero then
+    // (a detached task may be what is running that code), and must never
+    // rise from zero again (see "Counting children" above).
     let parent = if handle {
         worker
             .map(|w| w.current_task() as *const Header)
             // SAFETY: the current task is being polled on this thread.
             .filter(|t| !t.is_null() && unsafe { std::ptr::eq((**t).group, group) })
-            .unwrap_or(std::ptr::null())
+            .unwrap_or(DETACHED)
     } else {
         DETACHED
     };
     if parent == DETACHED {
         group.add_detached();
-    } else if parent.is_null() {
-        group.add_top_level();
     } else {
         // SAFETY: the parent is being polled on this thread, which holds
         // its RUNNING bit and so owns `local_pending`.
@@ -297,8 +309,18 @@ unsafe fn run_job(ptr: *const ()) {
     let h = ptr as *const Header;
     // SAFETY: the JobRef owns a reference.
     if unsafe { try_claim(h) } {
-        // SAFETY: we hold RUNNING.
-        unsafe { poll_claimed(h) };
+        // SAFETY: we hold RUNNING and the JobRef's reference.
+        if let Some(result) = unsafe { poll_step(h) } {
+            // SAFETY: still RUNNING, with the JobRef's reference.
+            if matches!(result, Ok(Poll::Ready(()))) && unsafe { is_exclusive_detached(h) } {
+                // Holds no payload: nothing to drop.
+                std::mem::forget(result);
+                // SAFETY: exclusive; the JobRef's reference goes with it.
+                return unsafe { free_exclusive_detached(h) };
+            }
+            // SAFETY: still RUNNING.
+            unsafe { after_poll(h, result) };
+        }
     }
     // SAFETY: the JobRef's reference.
     unsafe { release(h) };
@@ -458,16 +480,56 @@ unsafe fn is_exclusive(h: *const Header) -> bool {
 unsafe fn free_exclusive(h: *const Header) {
     // SAFETY: exclusive, alive until the dealloc below.
     let (parent, group) = unsafe { ((*h).parent, (*h).group) };
-    debug_assert!(parent != DETACHED, "a detached task has no handle");
     // SAFETY: every reference is ours, so this is the last use.
     unsafe { ((*h).vtable.dealloc)(h) };
-    if parent.is_null() {
-        // SAFETY: the group outlives its unfinished top-level subtrees.
-        unsafe { (*group).finish_top_level() };
+    if parent == DETACHED {
+        // SAFETY: the group outlives its unfinished detached subtrees.
+        unsafe { (*group).finish_detached() };
     } else {
         // SAFETY: a parent with an unfinished child is alive.
         unsafe { finish_subtree(parent) };
     }
+}
+
+/// Whether the caller, holding `RUNNING` on a detached task whose future
+/// has just finished, is its only user: the two references left are the
+/// "subtree pending" one and the caller's `JobRef` (no waker clone, no other
+/// queued `JobRef`, no registry entry: each holds one more), and every
+/// child finished while it was polled. The handler-callback analogue of
+/// [`is_exclusive`]: a callback that inserts and returns never parks.
+///
+/// # Safety
+/// The caller holds `RUNNING` and a `JobRef`'s reference.
+#[inline]
+unsafe fn is_exclusive_detached(h: *const Header) -> bool {
+    // SAFETY: caller contract: alive, and `local_pending` is ours.
+    unsafe { (*h).parent == DETACHED && (*h).refs.load(Acquire) == 2 && *(*h).local_pending.get() == 1 }
+}
+
+/// Frees a completed detached task that `is_exclusive_detached` found to
+/// have no other user, and counts its finished subtree in the group: what
+/// `complete` + `subtree_done` + the two releases do, with no
+/// read-modify-write on the task (nobody else can observe it any more).
+/// The output, if any, is dropped with the task (nobody can take it).
+///
+/// # Safety
+/// `is_exclusive_detached(h)` held.
+#[inline]
+unsafe fn free_exclusive_detached(h: *const Header) {
+    // SAFETY: exclusive, alive until the dealloc below.
+    let group = unsafe { (*h).group };
+    // The output first, as `complete` drops it: a panic in its destructor
+    // is recorded (the stage is `Gone` afterwards either way).
+    // SAFETY: we hold RUNNING and nobody else can reach the stage.
+    let dropped = panic::catch_unwind(AssertUnwindSafe(|| unsafe { ((*h).vtable.drop_output)(h) }));
+    if let Err(payload) = dropped {
+        // SAFETY: the group outlives its unfinished detached subtrees.
+        unsafe { (*group).record_panic(payload) };
+    }
+    // SAFETY: every reference is ours, so this is the last use.
+    unsafe { ((*h).vtable.dealloc)(h) };
+    // SAFETY: the group outlives its unfinished detached subtrees.
+    unsafe { (*group).finish_detached() };
 }
 
 /// Drops the future of a task the caller holds `RUNNING` on, and completes it.
@@ -532,9 +594,6 @@ unsafe fn subtree_done(h: *const Header) {
     if parent == DETACHED {
         // SAFETY: the group outlives its unfinished detached subtrees.
         unsafe { (*group).finish_detached() };
-    } else if parent.is_null() {
-        // SAFETY: the group outlives its unfinished top-level subtrees.
-        unsafe { (*group).finish_top_level() };
     } else {
         // SAFETY: a parent with an unfinished child is alive.
         unsafe { finish_subtree(parent) };

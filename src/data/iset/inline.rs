@@ -260,7 +260,7 @@ impl Table {
             let slot = self.slot(i);
             let v = slot.load(Acquire);
             if v == EMPTY {
-                if slot.compare_exchange(EMPTY, CLOSED, AcqRel, Acquire).is_ok() {
+                if slot.compare_exchange(EMPTY, CLOSED, SeqCst, Acquire).is_ok() {
                     return false;
                 }
                 continue; // look at what took the slot
@@ -283,7 +283,7 @@ impl Table {
         let slot = self.slot(i);
         let mut v = slot.load(Acquire);
         if v == EMPTY {
-            match slot.compare_exchange(EMPTY, CLOSED, AcqRel, Acquire) {
+            match slot.compare_exchange(EMPTY, CLOSED, SeqCst, Acquire) {
                 Ok(_) => return,
                 Err(actual) => v = actual,
             }
@@ -304,7 +304,7 @@ impl Table {
                 let slot = t.slot(i);
                 let mut v = slot.load(Acquire);
                 if v == EMPTY {
-                    match slot.compare_exchange(EMPTY, word, AcqRel, Acquire) {
+                    match slot.compare_exchange(EMPTY, word, SeqCst, Acquire) {
                         Ok(_) => return,
                         Err(actual) => v = actual,
                     }
@@ -406,11 +406,18 @@ impl Table {
 fn zeroed_slots(capacity: usize) -> Box<[AtomicU64]> {
     #[cfg(not(loom))]
     {
+        use std::mem::align_of;
+        // Where `u64` is less aligned than `AtomicU64` (i686, for one: found
+        // by review), the boxes' layouts differ: write the slots instead.
+        if align_of::<u64>() != align_of::<AtomicU64>() {
+            return (0..capacity).map(|_| AtomicU64::new(EMPTY)).collect();
+        }
         // Zeroed memory straight from the allocator (large tables come as
         // untouched zero pages instead of being written slot by slot).
         let zeros: Box<[u64]> = vec![0u64; capacity].into_boxed_slice();
-        // SAFETY: `std::sync::atomic::AtomicU64` has the same size, alignment
-        // and bit validity as `u64`.
+        // SAFETY: `std::sync::atomic::AtomicU64` has the same size and bit
+        // validity as `u64`, and the same alignment (checked above), so the
+        // allocation's layout is the same for both slice types.
         unsafe { Box::from_raw(Box::into_raw(zeros) as *mut [AtomicU64]) }
     }
     #[cfg(loom)]

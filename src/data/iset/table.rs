@@ -383,7 +383,7 @@ impl<T> Table<T> {
             let slot = self.slot(i);
             let v = slot.load(Acquire);
             if v == EMPTY {
-                if slot.compare_exchange(EMPTY, MOVED, AcqRel, Acquire).is_ok() {
+                if slot.compare_exchange(EMPTY, MOVED, SeqCst, Acquire).is_ok() {
                     return false;
                 }
                 continue; // look at what took the slot
@@ -440,7 +440,7 @@ impl<T> Table<T> {
                 let slot = t.slot(i);
                 let mut v = slot.load(Acquire);
                 if v == EMPTY {
-                    match slot.compare_exchange(EMPTY, word, AcqRel, Acquire) {
+                    match slot.compare_exchange(EMPTY, word, SeqCst, Acquire) {
                         Ok(_) => return,
                         Err(actual) => v = actual,
                     }
