@@ -434,6 +434,49 @@ fn deadlock_of_a_nested_session_is_reported_to_the_task_that_ran_it() {
     }
 }
 
+/// Found by review: the same nested deadlock, from the second closure of a
+/// `join` inside a task. When another worker stole that closure, the outer
+/// session was reported deadlocked too (the thief polls no task, so nothing
+/// kept the outer session "running"), and its result depended on the
+/// steal. Now the task waiting for its stolen closure keeps its session
+/// out of deadlock reports: the outer result is the same either way.
+#[test]
+fn deadlock_of_a_nested_session_in_a_stolen_join_closure_is_reported_to_that_closure() {
+    for n in [1, 2] {
+        for round in 0..10 {
+            let r = within(30, &format!("nested in join, {n} worker(s)"), move || {
+                pool(n).run_par(|p| {
+                    Box::pin(async move {
+                        p.fork(async move {
+                            // Let the other worker go hungry, so that `join`
+                            // publishes its second closure and it is stolen.
+                            std::thread::sleep(Duration::from_millis(10));
+                            let ((), inner) = lvars::join(
+                                || std::thread::sleep(Duration::from_millis(50)),
+                                || {
+                                    lvars::run_par(|q| {
+                                        Box::pin(async move {
+                                            let iv: IVar<u8> = IVar::new(q);
+                                            *iv.get().await
+                                        })
+                                    })
+                                },
+                            );
+                            inner
+                        })
+                        .await
+                    })
+                })
+            });
+            assert_eq!(
+                r,
+                Ok(Err(Error::Deadlock { parked: 1 })),
+                "{n} worker(s), round {round}"
+            );
+        }
+    }
+}
+
 #[test]
 fn no_false_deadlock_while_a_task_is_busy_or_in_a_nested_session() {
     for n in [1, 2, 4] {

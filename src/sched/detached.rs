@@ -67,10 +67,12 @@ use crate::striped::{stripes_in_use, StripedCount, STRIPES};
 use crate::sync::{AtomicU64, Ordering::SeqCst};
 
 /// Low bits of a `finished` stripe: finishers in progress on it. The word
-/// is 64 bits wide on every target, so the finishes above them wrap only
-/// after 2^48 on one stripe (compared modulo `usize`, like the starts);
-/// with a 32-bit `usize` word, 16 bits of finishes wrapped after 65,536
-/// (found by review: the owner would then wait forever).
+/// is 64 bits wide on every target, so the 48 bits of finishes above them
+/// cover a 32-bit `usize` (compared modulo `usize`, like the starts); with
+/// a 32-bit word, 16 bits of finishes wrapped after 65,536 (found by
+/// review: the owner would then wait forever). On 64-bit targets they wrap
+/// after 2^48 finishes on one stripe, where the starts would not: years of
+/// callbacks at a billion a second, so not guarded against.
 const BUSY_BITS: u32 = 16;
 const BUSY: u64 = 1;
 const FINISH: u64 = 1 << BUSY_BITS;

@@ -217,16 +217,11 @@ impl TaskGroup {
     /// the group stuck. Call once, on the owner's thread.
     pub(crate) fn wait(&self) -> GroupEnd {
         // A worker that waits here while polling a task of another group
-        // keeps that group "running" for the detector.
-        let outer = WorkerThread::current()
+        // keeps that group "running" for the detector (until the end of
+        // this function: the guard is dropped last).
+        let _outer = WorkerThread::current()
             .filter(|w| std::ptr::eq(w.registry(), &*self.registry))
-            .map(|w| w.current_task() as *const Header)
-            .filter(|t| !t.is_null())
-            // SAFETY: the current task is being polled on this thread.
-            .map(|t| unsafe { (*t).group });
-        if let Some(g) = outer {
-            self.registry.set_blocked(g, true);
-        }
+            .and_then(|w| w.block_current_group());
         // Release the set-up hold, then become visible to the detector.
         self.release_setup_hold();
         self.registry.begin_wait(self);
@@ -250,9 +245,6 @@ impl TaskGroup {
             std::thread::yield_now();
         }
         self.registry.end_wait(self);
-        if let Some(g) = outer {
-            self.registry.set_blocked(g, false);
-        }
         end
     }
 }

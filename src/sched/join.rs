@@ -82,7 +82,12 @@ where
             // SAFETY: every queued JobRef is executed exactly once.
             Some(job) => unsafe { job.execute() },
             None => {
-                // `b` was stolen: help until it is done.
+                // `b` was stolen: help until it is done. Our task (if we
+                // poll one) is running, not parked: if the thief runs a
+                // nested session in `b` that deadlocks, only that one is
+                // reported (found by review: the outer session failed too,
+                // so its result depended on whether `b` was stolen).
+                let _blocked = worker.block_current_group();
                 worker.wait_until(|| job_b.latch.probe());
                 break;
             }

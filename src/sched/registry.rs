@@ -259,6 +259,19 @@ impl Registry {
     }
 }
 
+/// A session marked blocked by [`WorkerThread::block_current_group`];
+/// unmarked on drop, also when the wait unwinds.
+pub(crate) struct BlockedGroup<'a> {
+    registry: &'a Registry,
+    group: *const TaskGroup,
+}
+
+impl Drop for BlockedGroup<'_> {
+    fn drop(&mut self) {
+        self.registry.set_blocked(self.group, false);
+    }
+}
+
 impl WorkerThread {
     /// The worker running on this thread, if any.
     #[inline]
@@ -284,6 +297,26 @@ impl WorkerThread {
 
     pub(crate) fn current_task(&self) -> *const () {
         self.current_task.get()
+    }
+
+    /// Marks the session of the task being polled on this thread (if any)
+    /// as blocked, not deadlocked, until the guard is dropped: the task is
+    /// running, only waiting on this thread for something that runs
+    /// elsewhere (a nested session, or a `join` closure a thief took, which
+    /// may itself wait for a nested session). The detector skips it then.
+    pub(crate) fn block_current_group(&self) -> Option<BlockedGroup<'_>> {
+        let task = self.current_task() as *const super::task::Header;
+        if task.is_null() {
+            return None;
+        }
+        // SAFETY: the current task is being polled on this thread, so it is
+        // alive, and so is its group (a group outlives its unfinished tasks).
+        let group = unsafe { (*task).group };
+        self.registry.set_blocked(group, true);
+        Some(BlockedGroup {
+            registry: &self.registry,
+            group,
+        })
     }
 
     pub(crate) fn set_current_task(&self, t: *const ()) -> *const () {
@@ -379,7 +412,10 @@ impl WorkerThread {
         loop {
             let mut retry = false;
             match self.registry.injector.steal_batch_and_pop(&self.deque) {
-                Steal::Success(job) => return Some(job),
+                Steal::Success(job) => {
+                    self.notify_if_left_over();
+                    return Some(job);
+                }
                 Steal::Retry => retry = true,
                 Steal::Empty => {}
             }
@@ -399,11 +435,7 @@ impl WorkerThread {
                     // publication leaves one or two jobs to steal there.
                     match self.registry.stealers[victim].steal_batch_and_pop(&self.deque) {
                         Steal::Success(job) => {
-                            if !self.deque.is_empty() {
-                                // The rest is stealable from us now: keep
-                                // "queued work means a notified sleeper".
-                                self.registry.sleep.notify_one(self.index + 1);
-                            }
+                            self.notify_if_left_over();
                             return Some(job);
                         }
                         Steal::Retry => retry = true,
@@ -414,6 +446,14 @@ impl WorkerThread {
             if !retry {
                 return None;
             }
+        }
+    }
+
+    /// After a batch steal: the rest of the batch is stealable from us
+    /// now; keep "queued work means a notified sleeper".
+    fn notify_if_left_over(&self) {
+        if !self.deque.is_empty() {
+            self.registry.sleep.notify_one(self.index + 1);
         }
     }
 
