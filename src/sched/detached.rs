@@ -8,81 +8,92 @@
 //! its element would keep that callback, and so the whole chain of a
 //! traversal, allocated until the end. Detached tasks are counted here
 //! instead, per group, and so are forks made outside any task of the group
-//! (the roots of the attached trees: see `task.rs`, "Counting children"):
-//! each thread adds its starts and finishes to its own stripe, and the
-//! group is finished when its owner has released its set-up hold (the
-//! group's `pending`, the "tree count" below, is zero) and the finished
-//! total equals the started total.
+//! (the roots of the attached trees: see `task.rs`, "Counting children"),
+//! and the group is finished when its owner has released its set-up hold
+//! (the group's `pending`, the "tree count" below, is zero) and no counted
+//! task is unfinished.
 //!
 //! # Protocol
 //!
-//! A spawner adds one to its `started` stripe (`SeqCst` RMW) before the task
-//! can run. A finisher adds one to its `finished` stripe together with one
-//! `BUSY` unit (one `SeqCst` RMW), reads the tree count (`SeqCst`), and, if
-//! that is zero, sums the stripes as the owner does; if they are equal it
-//! copies the owner's wake handle. Then it removes its `BUSY` unit and, if
-//! it copied the handle, wakes the owner. The owner waits until the
-//! tree count is zero and the sums are equal, reading every `finished`
-//! stripe first and the `started` stripes after them, then waits (spinning:
-//! a finisher is a few instructions from clearing it) until no `BUSY` unit
-//! is left before it frees the group.
+//! A two-level count in the spirit of SNZI (Ellen et al., "scalable
+//! non-zero indicators"): the group only needs to know when the number of
+//! unfinished tasks is zero, not the number itself.
 //!
-//! **Invariant (no early end).** Every task is counted in `started` before
-//! it runs, so before it finishes; stripes only grow (wrapping aside). A
-//! reader that sums `finished` (each stripe read before time `m`) and then
-//! `started` (each read after `m`) gets `F <= F(m) <= S(m) <= S`; `F == S`
-//! means that at `m` every started task had finished. A task is only
-//! started by code of the group: the owner before it releases its hold, or
-//! a task of the group that is running (its poll, or a closure it waits for
-//! on another thread), and every such task is counted until its tree
-//! finishes. With the hold released (read before the sums) and nothing
-//! running at `m`, nothing can start a task any more, so the group is
-//! finished for good. (The tree count must therefore never rise from zero:
-//! a fork counted there by a detached task still running when the hold was
-//! released made the owner read "done" and then "not done", found by
-//! review; such forks are counted here now.)
+//! - Each stripe has a *leaf*: the tasks started on it (by a thread of that
+//!   stripe) that have not finished. A task remembers its stripe (in its
+//!   header) and its finish decrements that same leaf, wherever it runs.
+//! - The *root* counts the leaves that are not zero, in its high bits, and
+//!   the finishers in progress (`BUSY` units) in its low bits.
+//! - `start`: increment the leaf (`SeqCst` RMW); if it was zero, add one to
+//!   the root. Both before the task can run.
+//! - `finish`: decrement the leaf; if that left it nonzero, done (no other
+//!   access to the group). If it reached zero, take the leaf off the root
+//!   *and* add a `BUSY` unit in one RMW; if the root's count reached zero,
+//!   read the tree count (`SeqCst`) and, if that is zero too, copy the
+//!   owner's wake handle; then remove the `BUSY` unit and wake the owner.
+//! - The owner waits until the tree count is zero and the root's count is
+//!   zero, then (spinning: a finisher is a few instructions from clearing
+//!   it) until no `BUSY` unit is left, before it frees the group.
+//!
+//! A finish that does not empty its leaf, almost every one while work
+//! remains, costs one RMW on a cache line its own thread usually owns; the
+//! root is touched only when a stripe runs out of tasks or gets its first.
+//! (The previous design summed every stripe's started and finished counts
+//! at each finish once the tree was done: cache misses on the other
+//! workers' stripes at every handler callback.)
+//!
+//! **Invariant (the root counts every leaf that matters).** A leaf that is
+//! nonzero but not (yet) counted in the root is one whose `start` is
+//! between its two RMWs. That start is made by code of the group that is
+//! itself counted: the owner before it releases its hold (then the tree
+//! count is not zero), or a running task, which is counted (directly, or
+//! as part of the tree of a counted task) on some leaf that cannot reach
+//! zero while it runs and whose own zero-to-one step finished before the
+//! task could run. So whenever the tree count is zero and the root's count
+//! is zero, no task is unfinished, and none can start any more (only the
+//! group's own code starts tasks): the group is finished for good.
+//! Conversely the root never counts a leaf that stays zero for good: each
+//! zero-to-one step is matched by the one-to-zero step that follows it.
 //!
 //! **Invariant (no missed end).** The last event is either the tree count
-//! reaching zero (its finisher wakes the owner, who then reads sums that
-//! include every detached finish before it) or a detached finish after it:
-//! that finisher's RMW and the tree's decrement are both `SeqCst`, so
-//! either the finisher reads zero or the tree's decrement comes later in
-//! the total order and the owner, woken by it, reads the finisher's
-//! increment (a Dekker pair). Of finishers that read zero, the last one's
-//! RMW is last in the total order among the finishes, so its sums (read
-//! after it) include every finish and every start: it sees them equal and
-//! wakes the owner.
+//! reaching zero (the owner releases its hold and reads the root itself)
+//! or a finish that takes the root's count to zero after it: its RMW and
+//! the tree's decrement are both `SeqCst`, so either that finisher reads
+//! the tree count zero and wakes the owner, or the decrement comes later
+//! in the total order and the owner then reads the root's zero (a Dekker
+//! pair).
 //!
-//! **Invariant (no use after free).** A finisher touches the group only
-//! while its `BUSY` unit is set, and the owner returns only after reading no
-//! `BUSY` unit on any stripe *after* the sums said finished: a finisher
-//! that had not yet added its unit then has nothing left to finish (its
-//! task's finish is already counted or it would not be equal).
+//! **Invariant (no use after free).** A finisher touches the group after
+//! its leaf RMW only when that emptied the leaf, and then only while its
+//! `BUSY` unit is set (added by the same RMW that takes the leaf off the
+//! root, so the root's count is still at least one until then). A finisher
+//! whose leaf stays nonzero does not touch the group again, and the root
+//! still counts that leaf (or, by the first invariant, a leaf of the code
+//! that started its remaining tasks), so the owner cannot be finished yet.
+//! The owner returns only after reading no `BUSY` unit after the root's
+//! count was zero.
 //!
 //! Modelled by `loom_tests/detached.rs`.
 
 use crossbeam_utils::CachePadded;
 
-use crate::striped::{stripes_in_use, StripedCount, STRIPES};
-use crate::sync::{AtomicU64, Ordering::SeqCst};
+use crate::striped::STRIPES;
+use crate::sync::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 
-/// Low bits of a `finished` stripe: finishers in progress on it. The word
-/// is 64 bits wide on every target, so the 48 bits of finishes above them
-/// cover a 32-bit `usize` (compared modulo `usize`, like the starts); with
-/// a 32-bit word, 16 bits of finishes wrapped after 65,536 (found by
-/// review: the owner would then wait forever). On 64-bit targets they wrap
-/// after 2^48 finishes on one stripe, where the starts would not: years of
-/// callbacks at a billion a second, so not guarded against.
+/// Low bits of the root: finishers in progress. The root is 64 bits wide
+/// on every target; its high 48 bits count nonzero leaves (at most
+/// `STRIPES`).
 const BUSY_BITS: u32 = 16;
 const BUSY: u64 = 1;
-const FINISH: u64 = 1 << BUSY_BITS;
-const BUSY_MASK: u64 = FINISH - 1;
+const LEAF: u64 = 1 << BUSY_BITS;
+const BUSY_MASK: u64 = LEAF - 1;
 
-/// The started and finished detached tasks of one group.
+/// The unfinished detached tasks of one group, as a nonzero indicator.
 pub struct DetachedCount {
-    started: StripedCount,
-    /// Per stripe: finishes `<< BUSY_BITS`, plus finishers in progress.
-    finished: [CachePadded<AtomicU64>; STRIPES],
+    /// Per stripe: tasks started on it and not finished.
+    leaves: [CachePadded<AtomicUsize>; STRIPES],
+    /// Nonzero leaves `<< BUSY_BITS`, plus finishers in progress.
+    root: CachePadded<AtomicU64>,
 }
 
 impl Default for DetachedCount {
@@ -95,51 +106,64 @@ impl DetachedCount {
     /// No task started or finished.
     pub fn new() -> Self {
         Self {
-            started: StripedCount::new(),
-            finished: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
+            leaves: std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0))),
+            root: CachePadded::new(AtomicU64::new(0)),
         }
     }
 
-    /// Counts a detached task before it can run.
+    /// Counts a detached task on `stripe` (the caller's), before it can
+    /// run. Its finish must name the same stripe.
+    #[inline]
     pub fn start(&self, stripe: usize) {
-        self.started.increment(stripe);
+        if self.leaves[stripe].fetch_add(1, SeqCst) == 0 {
+            self.root.fetch_add(LEAF, SeqCst);
+        }
     }
 
-    /// Counts a detached task's end (the protocol above). `tree_done` reads
-    /// the group's tree count; `owner` is called while the group is still
-    /// alive to copy the owner's wake handle, which is then woken after the
-    /// group may have been freed.
+    /// Counts the end of a task started on `stripe` (the protocol above).
+    /// `tree_done` reads the group's tree count; `owner` is called while
+    /// the group is still alive to copy the owner's wake handle, which is
+    /// then woken after the group may have been freed.
+    #[inline]
     pub fn finish<W: FnOnce()>(&self, stripe: usize, tree_done: impl FnOnce() -> bool, owner: impl FnOnce() -> W) {
-        let word = &self.finished[stripe];
-        word.fetch_add(FINISH + BUSY, SeqCst);
+        if self.leaves[stripe].fetch_sub(1, SeqCst) != 1 {
+            // The leaf is still counted in the root: not the end, and the
+            // group is not touched again.
+            return;
+        }
+        self.leaf_emptied(tree_done, owner);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn leaf_emptied<W: FnOnce()>(&self, tree_done: impl FnOnce() -> bool, owner: impl FnOnce() -> W) {
+        // Take the leaf off the root and add our BUSY unit, in one RMW.
+        let prev = self.root.fetch_add(BUSY.wrapping_sub(LEAF), SeqCst);
         dekker_fence();
-        // Wake the owner only for the end itself: once the tree is done,
-        // every finish would otherwise wake it (a system call each).
-        let wake = (tree_done() && self.all_finished()).then(owner);
+        // Wake the owner only for the end itself.
+        let wake = (prev >> BUSY_BITS == 1 && tree_done()).then(owner);
         // The last touch of the group: after this the owner may free it.
-        word.fetch_sub(BUSY, SeqCst);
+        self.root.fetch_sub(BUSY, SeqCst);
         if let Some(wake) = wake {
             wake();
         }
     }
 
-    /// Whether every started task has finished (read `finished` first).
+    /// Whether every started task has finished (call after reading the
+    /// tree count zero).
     pub fn all_finished(&self) -> bool {
         dekker_fence();
-        let finished = self.finished[..stripes_in_use()].iter().fold(0usize, |sum, w| {
-            sum.wrapping_add((w.load(SeqCst) >> BUSY_BITS) as usize)
-        });
-        finished == self.started.sum()
+        self.root.load(SeqCst) >> BUSY_BITS == 0
     }
 
-    /// Whether some finisher is still between its two RMWs.
+    /// Whether some finisher is still between its two RMWs on the root.
     pub fn finisher_busy(&self) -> bool {
-        self.finished.iter().any(|w| w.load(SeqCst) & BUSY_MASK != 0)
+        self.root.load(SeqCst) & BUSY_MASK != 0
     }
 }
 
-/// The fence between a finisher's increment and its read of the tree count,
-/// and before the owner's read of the stripes. In normal builds it is
+/// The fence between a finisher's root RMW and its read of the tree count,
+/// and before the owner's read of the root. In normal builds it is
 /// implied: those are `SeqCst` RMWs and loads, which are all in the single
 /// total order (a finisher whose load misses the tree's decrement precedes
 /// it, and so precedes the owner's later loads). Loom models `SeqCst`

@@ -100,15 +100,21 @@ impl TaskGroup {
     }
 
     /// Counts a detached task of this group, before it can run.
-    pub(crate) fn add_detached(&self) {
-        self.detached.start(thread_stripe());
+    /// Returns the stripe it was counted on, for its finish.
+    #[inline]
+    pub(crate) fn add_detached(&self) -> u32 {
+        let stripe = thread_stripe();
+        self.detached.start(stripe);
+        stripe as u32
     }
 
-    /// A detached task's subtree finished (`detached.rs`: the group may be
-    /// freed as soon as this returns, and is not touched afterwards).
-    pub(crate) fn finish_detached(&self) {
+    /// A detached task's subtree finished; `stripe` is what `add_detached`
+    /// returned for it (`detached.rs`: the group may be freed as soon as
+    /// this returns, and is not touched afterwards).
+    #[inline]
+    pub(crate) fn finish_detached(&self, stripe: u32) {
         self.detached.finish(
-            thread_stripe(),
+            stripe as usize,
             || self.pending.load(SeqCst) == 0,
             || {
                 let owner = self.owner.clone();

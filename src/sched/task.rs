@@ -130,6 +130,9 @@ pub(crate) struct Header {
     /// The task this one was forked from, or [`DETACHED`] (counted by the
     /// group, not a parent: see "Counting children").
     parent: *const Header,
+    /// For a `DETACHED` task: the stripe of the group's count it was
+    /// started on, which its finish decrements (`detached.rs`).
+    detached_stripe: u32,
     pub(crate) group: *const TaskGroup,
     /// Index in the group's parked registry, or `NOT_PARKED`. Written only
     /// under that registry's lock.
@@ -226,13 +229,14 @@ where
     } else {
         DETACHED
     };
-    if parent == DETACHED {
-        group.add_detached();
+    let detached_stripe = if parent == DETACHED {
+        group.add_detached()
     } else {
         // SAFETY: the parent is being polled on this thread, which holds
         // its RUNNING bit and so owns `local_pending`.
         unsafe { *(*parent).local_pending.get() += 1 };
-    }
+        0
+    };
     let slot = alloc_task::<F>(worker);
     // Written in place: building the task on the stack and moving it into
     // its block costs a copy of the whole future (a `memmove` call) per fork.
@@ -245,6 +249,7 @@ where
             local_pending: UnsafeCell::new(1),
             pending: AtomicUsize::new(0),
             parent,
+            detached_stripe,
             group,
             park_slot: AtomicUsize::new(NOT_PARKED),
             vtable: &Vtable {
@@ -479,12 +484,12 @@ unsafe fn is_exclusive(h: *const Header) -> bool {
 #[inline]
 unsafe fn free_exclusive(h: *const Header) {
     // SAFETY: exclusive, alive until the dealloc below.
-    let (parent, group) = unsafe { ((*h).parent, (*h).group) };
+    let (parent, group, stripe) = unsafe { ((*h).parent, (*h).group, (*h).detached_stripe) };
     // SAFETY: every reference is ours, so this is the last use.
     unsafe { ((*h).vtable.dealloc)(h) };
     if parent == DETACHED {
         // SAFETY: the group outlives its unfinished detached subtrees.
-        unsafe { (*group).finish_detached() };
+        unsafe { (*group).finish_detached(stripe) };
     } else {
         // SAFETY: a parent with an unfinished child is alive.
         unsafe { finish_subtree(parent) };
@@ -517,7 +522,7 @@ unsafe fn is_exclusive_detached(h: *const Header) -> bool {
 #[inline]
 unsafe fn free_exclusive_detached(h: *const Header) {
     // SAFETY: exclusive, alive until the dealloc below.
-    let group = unsafe { (*h).group };
+    let (group, stripe) = unsafe { ((*h).group, (*h).detached_stripe) };
     // The output first, as `complete` drops it: a panic in its destructor
     // is recorded (the stage is `Gone` afterwards either way).
     // SAFETY: we hold RUNNING and nobody else can reach the stage.
@@ -529,7 +534,7 @@ unsafe fn free_exclusive_detached(h: *const Header) {
     // SAFETY: every reference is ours, so this is the last use.
     unsafe { ((*h).vtable.dealloc)(h) };
     // SAFETY: the group outlives its unfinished detached subtrees.
-    unsafe { (*group).finish_detached() };
+    unsafe { (*group).finish_detached(stripe) };
 }
 
 /// Drops the future of a task the caller holds `RUNNING` on, and completes it.
@@ -588,12 +593,12 @@ unsafe fn complete(h: *const Header) {
 /// and take one unit off its parent (or the group).
 unsafe fn subtree_done(h: *const Header) {
     // SAFETY: alive until the release below.
-    let (parent, group) = unsafe { ((*h).parent, (*h).group) };
+    let (parent, group, stripe) = unsafe { ((*h).parent, (*h).group, (*h).detached_stripe) };
     // SAFETY: the "subtree pending" reference.
     unsafe { release(h) };
     if parent == DETACHED {
         // SAFETY: the group outlives its unfinished detached subtrees.
-        unsafe { (*group).finish_detached() };
+        unsafe { (*group).finish_detached(stripe) };
     } else {
         // SAFETY: a parent with an unfinished child is alive.
         unsafe { finish_subtree(parent) };
