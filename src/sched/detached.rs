@@ -22,8 +22,10 @@
 //! - Each stripe has a *leaf*: the tasks started on it (by a thread of that
 //!   stripe) that have not finished. A task remembers its stripe (in its
 //!   header) and its finish decrements that same leaf, wherever it runs.
-//! - The *root* counts the leaves that are not zero, in its high bits, and
-//!   the finishers in progress (`BUSY` units) in its low bits.
+//! - The *root* counts the leaves that are not zero, in its high bits
+//!   (while no start or finish is between its two RMWs; the invariants
+//!   below say what holds meanwhile), and the finishers in progress
+//!   (`BUSY` units) in its low bits.
 //! - `start`: increment the leaf (`SeqCst` RMW); if it was zero, add one to
 //!   the root. Both before the task can run.
 //! - `finish`: decrement the leaf; if that left it nonzero, done (no other
@@ -42,18 +44,26 @@
 //! at each finish once the tree was done: cache misses on the other
 //! workers' stripes at every handler callback.)
 //!
-//! **Invariant (the root counts every leaf that matters).** A leaf that is
-//! nonzero but not (yet) counted in the root is one whose `start` is
-//! between its two RMWs. That start is made by code of the group that is
-//! itself counted: the owner before it releases its hold (then the tree
-//! count is not zero), or a running task, which is counted (directly, or
-//! as part of the tree of a counted task) on some leaf that cannot reach
-//! zero while it runs and whose own zero-to-one step finished before the
-//! task could run. So whenever the tree count is zero and the root's count
-//! is zero, no task is unfinished, and none can start any more (only the
-//! group's own code starts tasks): the group is finished for good.
-//! Conversely the root never counts a leaf that stays zero for good: each
-//! zero-to-one step is matched by the one-to-zero step that follows it.
+//! **Invariant (no early end).** Call a leaf's *share* of the root its
+//! root increments done minus its root decrements done. A share is never
+//! negative (a leaf goes from one to zero only after the task that took it
+//! from zero to one has finished, and that task ran only after its
+//! starter's root increment), and it is at least one while the leaf is
+//! nonzero and its latest zero-to-one step has reached the root. So if the
+//! root's count is zero, every nonzero leaf has a zero-to-one starter still
+//! between its two RMWs. That starter is code of the group, which is
+//! counted itself: the owner before it releases its hold (then the tree
+//! count is not zero), or a running task (or a closure such a task waits
+//! for), counted, directly or as part of the tree of a counted task, on a
+//! leaf that cannot reach zero while it runs. If that leaf is not in the
+//! root either, its own zero-to-one starter began strictly earlier, and so
+//! on: the chain ends at a leaf in the root or at the hold. (With threads
+//! sharing a stripe, a task can run while its leaf is not yet in the root:
+//! a second start on the leaf returns at once while the first is still
+//! between its RMWs; hence the chain.) So whenever the tree count and the
+//! root's count are both zero, no task is unfinished, and none can start
+//! any more (only the group's own code starts tasks): the group is finished
+//! for good.
 //!
 //! **Invariant (no missed end).** The last event is either the tree count
 //! reaching zero (the owner releases its hold and reads the root itself)
@@ -67,11 +77,11 @@
 //! its leaf RMW only when that emptied the leaf, and then only while its
 //! `BUSY` unit is set (added by the same RMW that takes the leaf off the
 //! root, so the root's count is still at least one until then). A finisher
-//! whose leaf stays nonzero does not touch the group again, and the root
-//! still counts that leaf (or, by the first invariant, a leaf of the code
-//! that started its remaining tasks), so the owner cannot be finished yet.
-//! The owner returns only after reading no `BUSY` unit after the root's
-//! count was zero.
+//! whose leaf stays nonzero does not touch the group again; its RMW happens
+//! before the group is freed through the leaf's later RMWs (so they must
+//! be at least acquire-release), the finisher that empties the leaf, and
+//! that one's root RMW. The owner returns only after reading no `BUSY` unit
+//! after the root's count was zero.
 //!
 //! Modelled by `loom_tests/detached.rs`.
 
@@ -80,9 +90,11 @@ use crossbeam_utils::CachePadded;
 use crate::striped::STRIPES;
 use crate::sync::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 
-/// Low bits of the root: finishers in progress. The root is 64 bits wide
-/// on every target; its high 48 bits count nonzero leaves (at most
-/// `STRIPES`).
+/// Low bits of the root: finishers in progress (at most 65,535 at once
+/// per group). The root is 64 bits wide on every target; its high bits
+/// count the leaves' shares (see above): at most `STRIPES` plus the
+/// finishers in flight, since a leaf can empty and fill again before its
+/// finisher's root RMW.
 const BUSY_BITS: u32 = 16;
 const BUSY: u64 = 1;
 const LEAF: u64 = 1 << BUSY_BITS;
@@ -92,7 +104,7 @@ const BUSY_MASK: u64 = LEAF - 1;
 pub struct DetachedCount {
     /// Per stripe: tasks started on it and not finished.
     leaves: [CachePadded<AtomicUsize>; STRIPES],
-    /// Nonzero leaves `<< BUSY_BITS`, plus finishers in progress.
+    /// The leaves' shares `<< BUSY_BITS`, plus finishers in progress.
     root: CachePadded<AtomicU64>,
 }
 
