@@ -7,8 +7,9 @@
 # under sched:: (task header, stack jobs) or lvar:: (waiter list); the
 # session-less cores' get/put protocol on the waiter list
 # (tests/exactly_once.rs, raw_* and a_dropped_pending_get_*); and tasks on
-# a real pool, inline and stolen (tests/fork_inline.rs), unless
-# MIRI_QUICK=1. Tests too large for Miri are left out (tests/join.rs runs
+# a real pool, inline and stolen (tests/fork_inline.rs), and handler
+# callbacks (detached tasks) in a small traversal (tests/handlers.rs),
+# unless MIRI_QUICK=1. Tests too large for Miri are left out (tests/join.rs runs
 # for more than 15 minutes under Miri; the set's 100,000-insert test too).
 # About 6 minutes in all on a 2-core machine, plus the first build.
 set -euo pipefail
@@ -42,6 +43,9 @@ cargo +nightly miri test --test exactly_once -- raw_ a_dropped_pending_get
 if [[ "${MIRI_QUICK:-0}" != 1 ]]; then
     step "tasks on a pool: inline path, kept wakers, grandchildren, panics"
     cargo +nightly miri test --test fork_inline
+
+    step "handler callbacks on a pool: detached tasks and the session's count"
+    cargo +nightly miri test --test handlers -- a_handler_driven_traversal
 fi
 
 step "done"
