@@ -57,8 +57,8 @@ pub(crate) fn thread_stripe() -> usize {
 /// protocols keep their Dekker pairs too: an increment the load precedes is
 /// followed by its writer's scan of the waiters, which then sees a waiter
 /// that registered before the load. A process with a few threads sums a
-/// few stripes instead of sixteen (a finishing handler callback does it
-/// once). Loom models pick stripes by hand: there every stripe is read.
+/// few stripes instead of sixteen. Loom models pick stripes by hand: there
+/// every stripe is read.
 #[inline]
 pub(crate) fn stripes_in_use() -> usize {
     #[cfg(loom)]

@@ -10,8 +10,8 @@
 //! instead, per group, and so are forks made outside any task of the group
 //! (the roots of the attached trees: see `task.rs`, "Counting children"),
 //! and the group is finished when its owner has released its set-up hold
-//! (the group's `pending`, the "tree count" below, is zero) and no counted
-//! task is unfinished.
+//! (the group's `released` flag, "the hold" below) and no counted task is
+//! unfinished.
 //!
 //! # Protocol
 //!
@@ -31,10 +31,10 @@
 //! - `finish`: decrement the leaf; if that left it nonzero, done (no other
 //!   access to the group). If it reached zero, take the leaf off the root
 //!   *and* add a `BUSY` unit in one RMW; if the root's count reached zero,
-//!   read the tree count (`SeqCst`) and, if that is zero too, copy the
-//!   owner's wake handle; then remove the `BUSY` unit and wake the owner.
-//! - The owner waits until the tree count is zero and the root's count is
-//!   zero, then (spinning: a finisher is a few instructions from clearing
+//!   read the hold (`SeqCst`) and, if it is released, copy the owner's
+//!   wake handle; then remove the `BUSY` unit and wake the owner.
+//! - The owner releases its hold (a `SeqCst` RMW), then waits until the
+//!   root's count is zero, then (spinning: a finisher is a few instructions from clearing
 //!   it) until no `BUSY` unit is left, before it frees the group.
 //!
 //! A finish that does not empty its leaf, almost every one while work
@@ -52,26 +52,25 @@
 //! nonzero and its latest zero-to-one step has reached the root. So if the
 //! root's count is zero, every nonzero leaf has a zero-to-one starter still
 //! between its two RMWs. That starter is code of the group, which is
-//! counted itself: the owner before it releases its hold (then the tree
-//! count is not zero), or a running task (or a closure such a task waits
+//! counted itself: the owner before it releases its hold (then the group
+//! is not finished anyway), or a running task (or a closure such a task waits
 //! for), counted, directly or as part of the tree of a counted task, on a
 //! leaf that cannot reach zero while it runs. If that leaf is not in the
 //! root either, its own zero-to-one starter began strictly earlier, and so
 //! on: the chain ends at a leaf in the root or at the hold. (With threads
 //! sharing a stripe, a task can run while its leaf is not yet in the root:
 //! a second start on the leaf returns at once while the first is still
-//! between its RMWs; hence the chain.) So whenever the tree count and the
-//! root's count are both zero, no task is unfinished, and none can start
+//! between its RMWs; hence the chain.) So whenever the hold is released
+//! and the root's count is zero, no task is unfinished, and none can start
 //! any more (only the group's own code starts tasks): the group is finished
 //! for good.
 //!
-//! **Invariant (no missed end).** The last event is either the tree count
-//! reaching zero (the owner releases its hold and reads the root itself)
-//! or a finish that takes the root's count to zero after it: its RMW and
-//! the tree's decrement are both `SeqCst`, so either that finisher reads
-//! the tree count zero and wakes the owner, or the decrement comes later
-//! in the total order and the owner then reads the root's zero (a Dekker
-//! pair).
+//! **Invariant (no missed end).** The last event is either the release of
+//! the hold (the owner then reads the root itself) or a finish that takes
+//! the root's count to zero after it: its RMW and the release are both
+//! `SeqCst`, so either that finisher reads the hold released and wakes the
+//! owner, or the release comes later in the total order and the owner then
+//! reads the root's zero (a Dekker pair).
 //!
 //! **Invariant (no use after free).** A finisher touches the group after
 //! its leaf RMW only when that emptied the leaf, and then only while its
@@ -133,27 +132,27 @@ impl DetachedCount {
     }
 
     /// Counts the end of a task started on `stripe` (the protocol above).
-    /// `tree_done` reads the group's tree count; `owner` is called while
+    /// `released` reads the group's hold; `owner` is called while
     /// the group is still alive to copy the owner's wake handle, which is
     /// then woken after the group may have been freed.
     #[inline]
-    pub fn finish<W: FnOnce()>(&self, stripe: usize, tree_done: impl FnOnce() -> bool, owner: impl FnOnce() -> W) {
+    pub fn finish<W: FnOnce()>(&self, stripe: usize, released: impl FnOnce() -> bool, owner: impl FnOnce() -> W) {
         if self.leaves[stripe].fetch_sub(1, SeqCst) != 1 {
             // The leaf is still counted in the root: not the end, and the
             // group is not touched again.
             return;
         }
-        self.leaf_emptied(tree_done, owner);
+        self.leaf_emptied(released, owner);
     }
 
     #[cold]
     #[inline(never)]
-    fn leaf_emptied<W: FnOnce()>(&self, tree_done: impl FnOnce() -> bool, owner: impl FnOnce() -> W) {
+    fn leaf_emptied<W: FnOnce()>(&self, released: impl FnOnce() -> bool, owner: impl FnOnce() -> W) {
         // Take the leaf off the root and add our BUSY unit, in one RMW.
         let prev = self.root.fetch_add(BUSY.wrapping_sub(LEAF), SeqCst);
         dekker_fence();
         // Wake the owner only for the end itself.
-        let wake = (prev >> BUSY_BITS == 1 && tree_done()).then(owner);
+        let wake = (prev >> BUSY_BITS == 1 && released()).then(owner);
         // The last touch of the group: after this the owner may free it.
         self.root.fetch_sub(BUSY, SeqCst);
         if let Some(wake) = wake {
@@ -162,7 +161,7 @@ impl DetachedCount {
     }
 
     /// Whether every started task has finished (call after reading the
-    /// tree count zero).
+    /// hold released).
     pub fn all_finished(&self) -> bool {
         dekker_fence();
         self.root.load(SeqCst) >> BUSY_BITS == 0
@@ -174,11 +173,11 @@ impl DetachedCount {
     }
 }
 
-/// The fence between a finisher's root RMW and its read of the tree count,
-/// and before the owner's read of the root. In normal builds it is
-/// implied: those are `SeqCst` RMWs and loads, which are all in the single
-/// total order (a finisher whose load misses the tree's decrement precedes
-/// it, and so precedes the owner's later loads). Loom models `SeqCst`
+/// The fence between a finisher's root RMW and its read of the hold, and
+/// before the owner's read of the root. In normal builds it is implied:
+/// those are `SeqCst` RMWs and loads, which are all in the single total
+/// order (a finisher whose load misses the release precedes it, and so
+/// precedes the owner's later loads). Loom models `SeqCst`
 /// accesses as acquire/release only, hence a real fence there.
 #[inline]
 fn dekker_fence() {

@@ -10,10 +10,11 @@
 //! callbacks, memo computations: nobody awaits them, and a finished task is
 //! freed at once instead of waiting for the detached tasks it spawned) and
 //! forks made outside any task of the group (the session's root, forks
-//! from stolen `join` closures or scoped threads). The group's own
-//! `pending` is only the owner's set-up hold: 1 until [`TaskGroup::wait`]
-//! releases it, then 0 for good. The group is finished when `pending` is
-//! zero and every task counted in the stripes has finished with its tree.
+//! from stolen `join` closures or scoped threads). The group itself only
+//! records whether the owner has released its set-up hold (`released`,
+//! set once by [`TaskGroup::wait`]). The group is finished when the hold is
+//! released and every task counted in the stripes has finished with its
+//! tree.
 //!
 //! # Parked tasks, deadlock and cancellation
 //!
@@ -37,7 +38,7 @@ use super::latch::Owner;
 use super::registry::{Registry, WorkerThread};
 use super::task::{self, Header};
 use crate::striped::thread_stripe;
-use crate::sync::{lock, AtomicBool, AtomicUsize, Mutex, Ordering::*};
+use crate::sync::{lock, AtomicBool, Mutex, Ordering::*};
 
 /// Marker for "not in the parked registry".
 pub(crate) const NOT_PARKED: usize = usize::MAX;
@@ -54,7 +55,9 @@ pub(crate) enum GroupEnd {
 
 pub(crate) struct TaskGroup {
     registry: Arc<Registry>,
-    pending: CachePadded<AtomicUsize>,
+    /// The owner's set-up hold is released (no task can be started by the
+    /// owner any more; see `detached.rs`).
+    released: CachePadded<AtomicBool>,
     detached: DetachedCount,
     stuck: AtomicBool,
     cancelled: AtomicBool,
@@ -75,7 +78,7 @@ impl TaskGroup {
         let owner = Owner::current(&registry);
         Self {
             registry,
-            pending: CachePadded::new(AtomicUsize::new(1)),
+            released: CachePadded::new(AtomicBool::new(false)),
             detached: DetachedCount::new(),
             stuck: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
@@ -89,14 +92,12 @@ impl TaskGroup {
         &self.registry
     }
 
-    /// Releases the owner's set-up hold (once, from `wait`).
+    /// Releases the owner's set-up hold (once, from `wait`, on the owner's
+    /// thread, which then checks for the end itself). A `SeqCst` RMW: the
+    /// owner's half of the Dekker pair with the last finisher
+    /// (`detached.rs`, "no missed end").
     fn release_setup_hold(&self) {
-        // Copy the owner before the decrement: once it reaches zero the
-        // owner may return and free `self` (see `latch.rs`).
-        let owner = self.owner.clone();
-        if self.pending.fetch_sub(1, SeqCst) == 1 {
-            owner.wake();
-        }
+        self.released.swap(true, SeqCst);
     }
 
     /// Counts a detached task of this group, before it can run.
@@ -115,7 +116,7 @@ impl TaskGroup {
     pub(crate) fn finish_detached(&self, stripe: u32) {
         self.detached.finish(
             stripe as usize,
-            || self.pending.load(SeqCst) == 0,
+            || self.released.load(SeqCst),
             || {
                 let owner = self.owner.clone();
                 move || owner.wake()
@@ -125,7 +126,7 @@ impl TaskGroup {
 
     /// Every task, attached or detached, has finished.
     fn all_done(&self) -> bool {
-        self.pending.load(SeqCst) == 0 && self.detached.all_finished()
+        self.released.load(SeqCst) && self.detached.all_finished()
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {

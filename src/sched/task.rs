@@ -48,11 +48,11 @@
 //! must not keep that one allocated until it finishes too, or a traversal
 //! would hold most of its tasks until the end), and a fork made outside
 //! any task of its group (the owner's set-up, a `join` closure stolen by an
-//! idle worker, a scoped thread). The group's own count then only carries
-//! the owner's set-up hold, so it never rises again once it has reached
-//! zero: a detached task still running at that moment can fork from such a
-//! place (found by review: counted in the group's count, that fork could
-//! make the owner read "done", then "not done", and report a deadlock).
+//! idle worker, a scoped thread). The group itself then only records its
+//! owner's set-up hold, released once: such a fork can happen after that,
+//! from a detached task still running (found by review: counted in a
+//! group-wide count that had reached zero, it made the owner read "done",
+//! then "not done", and report a deadlock).
 //!
 //! A task's subtree is finished when its future and every child's subtree
 //! are. Forks and the common "fork, then await the child right here" would
@@ -217,9 +217,9 @@ where
     let worker = WorkerThread::current().filter(|w| std::ptr::eq(w.registry(), &**group.registry()));
     // A fork made outside any task of its group (the owner's set-up, a
     // `join` closure stolen by an idle worker, a scoped thread) is counted
-    // like a detached task: the group's own count may already be zero then
-    // (a detached task may be what is running that code), and must never
-    // rise from zero again (see "Counting children" above).
+    // like a detached task: the owner may have released its hold already
+    // (a detached task may be what is running that code; see "Counting
+    // children" above).
     let parent = if handle {
         worker
             .map(|w| w.current_task() as *const Header)
@@ -320,8 +320,12 @@ unsafe fn run_job(ptr: *const ()) {
             if matches!(result, Ok(Poll::Ready(()))) && unsafe { is_exclusive_detached(h) } {
                 // Holds no payload: nothing to drop.
                 std::mem::forget(result);
-                // SAFETY: exclusive; the JobRef's reference goes with it.
-                return unsafe { free_exclusive_detached(h) };
+                // SAFETY: exclusive: nobody can take the output, and the
+                // JobRef's reference goes with the task.
+                return unsafe {
+                    drop_unwanted_output(h);
+                    free_exclusive(h)
+                };
             }
             // SAFETY: still RUNNING.
             unsafe { after_poll(h, result) };
@@ -470,17 +474,31 @@ unsafe fn after_poll(h: *const Header, result: PollResult) {
 /// references, and the task was never parked (first poll).
 #[inline]
 unsafe fn is_exclusive(h: *const Header) -> bool {
-    // SAFETY: caller contract: alive, and `local_pending` is ours.
-    unsafe { (*h).refs.load(Acquire) == 3 && *(*h).local_pending.get() == 1 }
+    // SAFETY: forwarded.
+    unsafe { holds_only(h, 3) }
 }
 
-/// Frees a completed task that `is_exclusive` found to have no other user,
-/// and takes its finished subtree off its parent (or the group). This is
-/// `complete` + `subtree_done` + the two releases, with plain accesses:
-/// nobody else can observe the state word or the counts any more.
+/// The check behind [`is_exclusive`] and [`is_exclusive_detached`]: the
+/// task's references are exactly the caller's `refs`, and every child
+/// finished while it was polled (nothing is left in the atomic count).
 ///
 /// # Safety
-/// `is_exclusive(h)` held and the output was taken.
+/// The caller holds `RUNNING` and a reference.
+#[inline]
+unsafe fn holds_only(h: *const Header, refs: usize) -> bool {
+    // SAFETY: caller contract: alive, and `local_pending` is ours.
+    unsafe { (*h).refs.load(Acquire) == refs && *(*h).local_pending.get() == 1 }
+}
+
+/// Frees a completed task that `is_exclusive` or `is_exclusive_detached`
+/// found to have no other user, and takes its finished subtree off its
+/// parent (or the group). This is `complete` + `subtree_done` + the
+/// releases, with plain accesses: nobody else can observe the state word
+/// or the counts any more.
+///
+/// # Safety
+/// `is_exclusive(h)` or `is_exclusive_detached(h)` held, and the output
+/// was taken or dropped.
 #[inline]
 unsafe fn free_exclusive(h: *const Header) {
     // SAFETY: exclusive, alive until the dealloc below.
@@ -507,34 +525,23 @@ unsafe fn free_exclusive(h: *const Header) {
 /// The caller holds `RUNNING` and a `JobRef`'s reference.
 #[inline]
 unsafe fn is_exclusive_detached(h: *const Header) -> bool {
-    // SAFETY: caller contract: alive, and `local_pending` is ours.
-    unsafe { (*h).parent == DETACHED && (*h).refs.load(Acquire) == 2 && *(*h).local_pending.get() == 1 }
+    // SAFETY: forwarded.
+    unsafe { (*h).parent == DETACHED && holds_only(h, 2) }
 }
 
-/// Frees a completed detached task that `is_exclusive_detached` found to
-/// have no other user, and counts its finished subtree in the group: what
-/// `complete` + `subtree_done` + the two releases do, with no
-/// read-modify-write on the task (nobody else can observe it any more).
-/// The output, if any, is dropped with the task (nobody can take it).
+/// Drops the output of a completed task whose output nobody will take,
+/// recording a panic of its destructor in the group (the stage is `Gone`
+/// afterwards either way).
 ///
 /// # Safety
-/// `is_exclusive_detached(h)` held.
-#[inline]
-unsafe fn free_exclusive_detached(h: *const Header) {
-    // SAFETY: exclusive, alive until the dealloc below.
-    let (group, stripe) = unsafe { ((*h).group, (*h).detached_stripe) };
-    // The output first, as `complete` drops it: a panic in its destructor
-    // is recorded (the stage is `Gone` afterwards either way).
-    // SAFETY: we hold RUNNING and nobody else can reach the stage.
+/// The caller owns the output (invariant 4) and the task is alive.
+unsafe fn drop_unwanted_output(h: *const Header) {
+    // SAFETY: caller contract.
     let dropped = panic::catch_unwind(AssertUnwindSafe(|| unsafe { ((*h).vtable.drop_output)(h) }));
     if let Err(payload) = dropped {
-        // SAFETY: the group outlives its unfinished detached subtrees.
-        unsafe { (*group).record_panic(payload) };
+        // SAFETY: the group outlives its unfinished tasks.
+        unsafe { (*(*h).group).record_panic(payload) };
     }
-    // SAFETY: every reference is ours, so this is the last use.
-    unsafe { ((*h).vtable.dealloc)(h) };
-    // SAFETY: the group outlives its unfinished detached subtrees.
-    unsafe { (*group).finish_detached(stripe) };
 }
 
 /// Drops the future of a task the caller holds `RUNNING` on, and completes it.
@@ -564,11 +571,7 @@ unsafe fn complete(h: *const Header) {
     if prev & JOIN_INTEREST == 0 {
         // Invariant 4: the handle is gone, nobody will take the output.
         // SAFETY: the handle no longer touches the stage; we still own it.
-        let dropped = panic::catch_unwind(AssertUnwindSafe(|| unsafe { (header.vtable.drop_output)(h) }));
-        if let Err(payload) = dropped {
-            // SAFETY: the group outlives its unfinished tasks.
-            unsafe { (*header.group).record_panic(payload) };
-        }
+        unsafe { drop_unwanted_output(h) };
     } else if prev & JOIN_WAKER != 0 {
         // SAFETY: invariant 3: the handle no longer writes the slot.
         if let Some(w) = unsafe { &*header.join_waker.get() } {
