@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use lvars::{freeze_set_after, Error, Freeze, HandlerPool, ISet};
 
 mod common;
-use common::pool;
+use common::{pool, within};
 
 /// Per handler, how many times each element was delivered.
 type Deliveries = Arc<Mutex<Vec<HashMap<u32, usize>>>>;
@@ -458,6 +458,145 @@ fn forks_from_scoped_threads_and_stolen_joins_inside_callbacks_are_awaited() {
                 .unwrap_or_else(|e| panic!("{workers} worker(s), round {round}: {e}"));
             let want: Vec<u32> = vec![1, 2, 101, 102, 201, 202, 301, 302];
             assert_eq!(frozen.to_vec(), want, "{workers} worker(s), round {round}");
+        }
+    }
+}
+
+// Held-back elements (`src/sched/deferred.rs`): a callback task keeps the
+// last element its callback delivered and runs it itself afterwards. Each
+// test below hangs or deadlocks if an element stays held where the
+// invariant says it must be released.
+
+/// A callback that delivers an element and then parks until that
+/// element's own callback has run: the element must be released when the
+/// callback parks (invariant 3), also on one worker.
+#[test]
+fn an_element_delivered_before_its_callback_parks_is_not_held_back() {
+    // Miri (scripts/miri.sh) runs one round: the held element's pointers.
+    let rounds = if cfg!(miri) { 1 } else { 20 };
+    for workers in [1, 2, 8] {
+        for round in 0..rounds {
+            let r = within(30, &format!("{workers} worker(s), round {round}"), move || {
+                pool(workers).run_par_then_freeze(|p| {
+                    Box::pin(async move {
+                        let set: ISet<u32> = ISet::new(p);
+                        let handlers = HandlerPool::new(p);
+                        handlers
+                            .add_handler(&set, move |x| async move {
+                                if x < 100 && x % 2 == 0 {
+                                    // x + 1 is delivered to this task ...
+                                    set.insert(x + 1).unwrap();
+                                    // ... and only its callback inserts this.
+                                    set.wait_contains(x + 1000).await;
+                                } else if x < 100 {
+                                    set.insert(x - 1 + 1000).unwrap();
+                                    set.insert(x + 1).unwrap();
+                                }
+                            })
+                            .unwrap();
+                        set.insert(0).unwrap();
+                        set.then_freeze()
+                    })
+                })
+            });
+            let want: Vec<u32> = (0..=100).chain((1000..1100).step_by(2)).collect();
+            assert_eq!(r, Ok(want), "{workers} worker(s), round {round}");
+        }
+    }
+}
+
+/// A callback that delivers an element and then blocks its worker in a
+/// nested session, whose task can only finish once that element's callback
+/// has run: the worker must release the element before it waits
+/// (invariant 2). On one worker nothing else could run it.
+#[test]
+fn an_element_delivered_before_a_nested_session_is_not_held_back() {
+    for workers in [1, 2] {
+        for round in 0..10 {
+            let r = within(30, &format!("{workers} worker(s), round {round}"), move || {
+                let pool = Arc::new(pool(workers));
+                let inner_pool = Arc::clone(&pool);
+                pool.run_par_then_freeze(move |p| {
+                    Box::pin(async move {
+                        let set: ISet<u32> = ISet::new(p);
+                        let handlers = HandlerPool::new(p);
+                        let ran = Arc::new(AtomicUsize::new(0));
+                        handlers
+                            .add_handler(&set, move |x| {
+                                let (inner_pool, ran) = (Arc::clone(&inner_pool), Arc::clone(&ran));
+                                async move {
+                                    if x == 0 {
+                                        set.insert(1).unwrap();
+                                        // Waits (yielding, so the worker can
+                                        // run other jobs) for 1's callback.
+                                        let seen = inner_pool.run_par(|_| {
+                                            Box::pin(async move {
+                                                for _ in 0..1_000_000 {
+                                                    if ran.load(SeqCst) == 1 {
+                                                        return true;
+                                                    }
+                                                    lvars::yield_now().await;
+                                                }
+                                                false
+                                            })
+                                        });
+                                        assert_eq!(seen, Ok(true), "1's callback never ran");
+                                    } else {
+                                        ran.fetch_add(1, SeqCst);
+                                    }
+                                }
+                            })
+                            .unwrap();
+                        set.insert(0).unwrap();
+                        set.then_freeze()
+                    })
+                })
+            });
+            assert_eq!(r, Ok(vec![0, 1]), "{workers} worker(s), round {round}");
+        }
+    }
+}
+
+/// The chain 0 -> 1 -> ... -> 50 run by a handler (each callback delivers
+/// one element, which its task holds back), frozen at the end; the
+/// callback for `panic_at` panics after delivering its element.
+fn chain_to_50(pool: &lvars::ThreadPool, panic_at: Option<u32>) -> Result<Vec<u32>, Error> {
+    pool.run_par_then_freeze(move |p| {
+        Box::pin(async move {
+            let set: ISet<u32> = ISet::new(p);
+            let handlers = HandlerPool::new(p);
+            handlers
+                .add_handler(&set, move |x| async move {
+                    if x < 50 {
+                        set.insert(x + 1).unwrap();
+                    }
+                    if Some(x) == panic_at {
+                        panic!("callback failed on {x}");
+                    }
+                })
+                .unwrap();
+            set.insert(0).unwrap();
+            set.then_freeze()
+        })
+    })
+}
+
+/// A callback that panics while it holds an element back: the panic
+/// reaches the caller, the held element is dropped with the task, and the
+/// pool (and a later handler session on it) still works.
+#[test]
+fn a_callback_panicking_while_it_holds_an_element_leaves_the_pool_usable() {
+    for workers in [1, 2] {
+        let pool = pool(workers);
+        for round in 0..10 {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| chain_to_50(&pool, Some(20))));
+            assert_eq!(
+                r.unwrap_err().downcast_ref::<String>().map(String::as_str),
+                Some("callback failed on 20"),
+                "{workers} worker(s), round {round}"
+            );
+            // The same chain without the panic runs to the end.
+            assert_eq!(chain_to_50(&pool, None), Ok((0..=50).collect::<Vec<u32>>()));
         }
     }
 }

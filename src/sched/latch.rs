@@ -77,6 +77,11 @@ impl Owner {
                 w.wait_until(cond);
             }
             Owner::Thread(_) => {
+                // A worker of another pool waiting here as a plain thread
+                // holds no work back either (`deferred.rs`, invariant 2).
+                if let Some(w) = super::registry::WorkerThread::current() {
+                    w.release_deferred();
+                }
                 while !cond() {
                     thread::park();
                 }

@@ -6,11 +6,13 @@
 //! Modules, from the bottom up: `sleep` (idle workers, no lost wake-ups),
 //! `job` and `latch` (units of work, completion flags), `registry` (queues,
 //! worker loop, deadlock detection), `join`, `par_for`, `task` (futures)
-//! with `task_cache` (each worker's freed task blocks),
+//! with `task_cache` (each worker's freed task blocks) and `deferred`
+//! (work a running task holds back on its worker),
 //! `group` (barrier, failure and cancellation of a session's tasks) with
 //! `detached` (its count of detached tasks), `pool`.
 
 pub(crate) mod chaos;
+pub(crate) mod deferred;
 pub(crate) mod detached;
 pub(crate) mod group;
 pub(crate) mod job;

@@ -45,6 +45,7 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use crossbeam_utils::{Backoff, CachePadded};
 
 use super::chaos;
+use super::deferred::{Deferred, DeferredGuard};
 use super::group::TaskGroup;
 use super::job::JobRef;
 use super::sleep::Sleep;
@@ -102,6 +103,9 @@ pub(crate) struct WorkerThread {
     /// Freed task blocks for this worker's next forks. Only this thread
     /// touches it, never re-entrantly (no user code runs inside its calls).
     task_cache: UnsafeCell<TaskCache>,
+    /// The `Deferred` of the task holding work back on this thread, or
+    /// null (see `deferred.rs`).
+    deferred: Cell<*const Deferred>,
 }
 
 impl Registry {
@@ -140,6 +144,7 @@ impl Registry {
                     rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)),
                     current_task: Cell::new(std::ptr::null()),
                     task_cache: UnsafeCell::new(TaskCache::new()),
+                    deferred: Cell::new(std::ptr::null()),
                 };
                 // Schedule fuzzing: this worker's stream (and so its victim
                 // choices) derive from the pool's seed and its index.
@@ -319,6 +324,61 @@ impl WorkerThread {
         })
     }
 
+    /// Whether a worker is hungry; clears the flag, as publishing a job
+    /// does: the caller is about to queue one instead of holding it back
+    /// (`deferred.rs`). Schedule fuzzing sometimes says yes regardless.
+    #[inline]
+    pub(crate) fn take_hungry(&self) -> bool {
+        // SAFETY: points into our registry, which outlives this worker.
+        let hungry = unsafe { &*self.hungry };
+        if hungry.load(Relaxed) {
+            hungry.store(false, Relaxed);
+            return true;
+        }
+        chaos::publish_eagerly()
+    }
+
+    /// The `Deferred` installed on this thread, or null.
+    #[inline]
+    pub(crate) fn deferred(&self) -> *const Deferred {
+        self.deferred.get()
+    }
+
+    /// Installs `d` for the holder's poll (invariant 1 of `deferred.rs`:
+    /// releases the one installed before, which this poll is nested in).
+    ///
+    /// # Safety
+    /// `d` stays valid until the guard is dropped, and its `release` may be
+    /// called on this thread until then.
+    #[inline]
+    pub(crate) unsafe fn install_deferred(&self, d: *const Deferred) -> DeferredGuard<'_> {
+        let previous = self.deferred.get();
+        self.release_deferred();
+        self.deferred.set(d);
+        DeferredGuard {
+            slot: &self.deferred,
+            previous,
+        }
+    }
+
+    /// Releases the work held on this thread, if any, and uninstalls its
+    /// `Deferred`, so nothing more is held until a holder installs one again
+    /// (invariants 1 and 2 of `deferred.rs`).
+    #[inline]
+    pub(crate) fn release_deferred(&self) {
+        let d = self.deferred.replace(std::ptr::null());
+        if !d.is_null() {
+            self.release_deferred_cold(d);
+        }
+    }
+
+    #[cold]
+    fn release_deferred_cold(&self, d: *const Deferred) {
+        // SAFETY: an installed `Deferred` is valid while installed
+        // (`install_deferred`'s contract), and it is installed now.
+        unsafe { ((*d).release)((*d).data) };
+    }
+
     pub(crate) fn set_current_task(&self, t: *const ()) -> *const () {
         self.current_task.replace(t)
     }
@@ -488,6 +548,7 @@ impl WorkerThread {
     /// Runs jobs until `cond` holds, sleeping when there is nothing to do.
     /// `cond` must read with `SeqCst` (see `sleep.rs`).
     pub(crate) fn wait_until(&self, cond: impl Fn() -> bool) {
+        self.release_deferred();
         self.publish_all();
         let backoff = Backoff::new();
         while !cond() {
