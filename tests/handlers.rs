@@ -1,10 +1,12 @@
 //! Handlers and quiescence at the session level.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use lvars::{freeze_set_after, Error, Freeze, HandlerPool, ISet};
+use lvars::lattice::Max;
+use lvars::{freeze_set_after, Error, Freeze, HandlerPool, IMap, ISet};
 
 mod common;
 use common::{pool, within};
@@ -598,5 +600,142 @@ fn a_callback_panicking_while_it_holds_an_element_leaves_the_pool_usable() {
             // The same chain without the panic runs to the end.
             assert_eq!(chain_to_50(&pool, None), Ok((0..=50).collect::<Vec<u32>>()));
         }
+    }
+}
+
+/// Like `an_element_delivered_before_a_nested_session_is_not_held_back`,
+/// but the nested session runs on another pool, so the worker waits as a
+/// plain thread: it must release what it holds (and its private jobs)
+/// first. Found by review; hung before the fix.
+#[test]
+fn an_element_delivered_before_a_session_on_another_pool_is_not_held_back() {
+    for round in 0..10 {
+        let r = within(60, &format!("round {round}"), move || {
+            let inner_pool = Arc::new(pool(1));
+            pool(2).run_par_then_freeze(move |p| {
+                Box::pin(async move {
+                    let set: ISet<u32> = ISet::new(p);
+                    let handlers = HandlerPool::new(p);
+                    let ran = Arc::new(AtomicUsize::new(0));
+                    handlers
+                        .add_handler(&set, move |x| {
+                            let (inner_pool, ran) = (Arc::clone(&inner_pool), Arc::clone(&ran));
+                            async move {
+                                if x == 0 {
+                                    set.insert(1).unwrap();
+                                    let seen = inner_pool.run_par(|_| {
+                                        Box::pin(async move {
+                                            let t = Instant::now();
+                                            while t.elapsed() < Duration::from_secs(5) {
+                                                if ran.load(SeqCst) == 1 {
+                                                    return true;
+                                                }
+                                                lvars::yield_now().await;
+                                            }
+                                            false
+                                        })
+                                    });
+                                    assert_eq!(seen, Ok(true), "1's callback never ran");
+                                } else {
+                                    ran.fetch_add(1, SeqCst);
+                                }
+                            }
+                        })
+                        .unwrap();
+                    set.insert(0).unwrap();
+                    set.then_freeze()
+                })
+            })
+        });
+        assert_eq!(r, Ok(vec![0, 1]), "round {round}");
+    }
+}
+
+/// A map is reference-counted: its last handle may be dropped while
+/// callback tasks for its keys are still queued, and those tasks use the
+/// handler. Found by review: a use-after-free (garbage here, an error under
+/// Miri) before the session kept map handlers alive.
+#[test]
+fn a_map_handler_outlives_the_map_while_its_callbacks_are_queued() {
+    for workers in [1, 2] {
+        let r = pool(workers).run_par(|p| {
+            Box::pin(async move {
+                let handlers = HandlerPool::new(p);
+                let payload: Vec<u64> = vec![7; 64];
+                let map: IMap<u32, Max<u32>> = IMap::new(p);
+                map.add_handler(&handlers, move |k| {
+                    let sum: u64 = payload.iter().sum();
+                    assert_eq!(sum, 7 * 64, "the callback's state was freed (key {k})");
+                    async {}
+                })
+                .unwrap();
+                map.insert(1, Max::new(1)).unwrap();
+                drop(map);
+                // Reuse freed memory, so a dangling handler reads garbage
+                // (the callback runs after this body, on one worker).
+                let junk: Vec<Vec<u64>> = (0..64).map(|_| vec![0xdead; 64]).collect();
+                std::hint::black_box(&junk);
+            })
+        });
+        assert_eq!(r, Ok(()), "{workers} worker(s)");
+    }
+}
+
+/// While a chain of callbacks runs in place on one worker (each holding
+/// the next link back), the elements it queues on the side must reach the
+/// other, hungry worker. Found by review: `deliver` cleared the hungry
+/// flag, so nothing was published until the whole chain had finished (none
+/// of 60 side callbacks ran during the chain). Whether one runs during the
+/// chain depends on timing, so a few rounds are allowed; with the bug,
+/// every round has none.
+#[test]
+fn a_hungry_worker_gets_the_side_elements_of_a_chain_running_in_place() {
+    const N: u32 = 60;
+    let pool = pool(2);
+    let mut during_chain = 0;
+    for _round in 0..5 {
+        let during = Arc::new(AtomicUsize::new(0));
+        let chain_done = Arc::new(AtomicBool::new(false));
+        let (d2, done2) = (Arc::clone(&during), Arc::clone(&chain_done));
+        let r = pool.run_par_then_freeze(move |p| {
+            Box::pin(async move {
+                let set: ISet<u32> = ISet::new(p);
+                let handlers = HandlerPool::new(p);
+                handlers
+                    .add_handler(&set, move |x| {
+                        let (d2, done2) = (Arc::clone(&d2), Arc::clone(&done2));
+                        async move {
+                            if x < N {
+                                spin(Duration::from_micros(500));
+                                set.insert(1000 + x).unwrap();
+                                set.insert(x + 1).unwrap();
+                            } else if x == N {
+                                done2.store(true, SeqCst);
+                            } else if !done2.load(SeqCst) {
+                                d2.fetch_add(1, SeqCst);
+                            }
+                        }
+                    })
+                    .unwrap();
+                set.insert(0).unwrap();
+                set.then_freeze()
+            })
+        });
+        assert_eq!(r.map(|s| s.len()), Ok(2 * N as usize + 1));
+        during_chain = during.load(SeqCst);
+        if during_chain > 0 {
+            break;
+        }
+    }
+    assert!(
+        during_chain > 0,
+        "no side callback ran while the chain ran, in 5 rounds"
+    );
+}
+
+fn spin(d: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < d {
+        std::hint::spin_loop();
     }
 }

@@ -85,7 +85,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::effects::{EffectLevel, HasFreeze, HasGet};
-use super::session::{Par, Session};
+use super::session::{Par, Session, SessionStructure};
 use super::set_handle::ISet;
 use crate::data::{EntryListener, Listener};
 use crate::error::Error;
@@ -287,7 +287,7 @@ impl<'s, F> Handler<'s, F> {
             // nothing to steal): the lazy publication of `join` jobs.
             if !d.is_null()
                 && unsafe { (*d).key == self.key() && (*d).type_id == TypeId::of::<T>() }
-                && !worker.take_hungry()
+                && !worker.is_hungry()
             {
                 // SAFETY: this key and type are only installed by
                 // `HandlerTask<T, F, _>::poll` of this handler, with `data`
@@ -497,7 +497,14 @@ impl<'s> HandlerPool<'s> {
         });
         // SAFETY: only the lifetime is erased; see `add_handler` (maps of a
         // session follow the same rules as its sets).
-        unsafe { std::mem::transmute(handler) }
+        let handler: Arc<dyn EntryListener<K, V>> = unsafe { std::mem::transmute(handler) };
+        // A map is reference-counted, not kept by the session, so its last
+        // handle may go while callback tasks are queued; they use the
+        // handler, so the session keeps it too (found by review: a
+        // use-after-free).
+        self.session
+            .keep_structure(KeptHandler(Some(Box::new(Arc::clone(&handler)))));
+        handler
     }
 
     /// Resolves when every callback of the pool has finished and none is
@@ -505,6 +512,16 @@ impl<'s> HandlerPool<'s> {
     /// future was waiting).
     pub fn quiesce(&self) -> impl Future<Output = ()> + Send + '_ {
         self.state.quiesce()
+    }
+}
+
+/// A handler kept by the session until it ends, dropped with the other
+/// user callbacks before any structure.
+struct KeptHandler(Option<Box<dyn Send + Sync>>);
+
+impl SessionStructure for KeptHandler {
+    fn take_callbacks(&mut self) -> Vec<Box<dyn Send + Sync>> {
+        self.0.take().into_iter().collect()
     }
 }
 

@@ -78,9 +78,10 @@ impl Owner {
             }
             Owner::Thread(_) => {
                 // A worker of another pool waiting here as a plain thread
-                // holds no work back either (`deferred.rs`, invariant 2).
+                // hides no work meanwhile: no held element (`deferred.rs`,
+                // invariant 2), no private job (`registry.rs`, invariant 2).
                 if let Some(w) = super::registry::WorkerThread::current() {
-                    w.release_deferred();
+                    w.release_and_publish();
                 }
                 while !cond() {
                     thread::park();

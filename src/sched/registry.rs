@@ -324,18 +324,25 @@ impl WorkerThread {
         })
     }
 
-    /// Whether a worker is hungry; clears the flag, as publishing a job
-    /// does: the caller is about to queue one instead of holding it back
-    /// (`deferred.rs`). Schedule fuzzing sometimes says yes regardless.
+    /// Whether a worker is hungry (schedule fuzzing sometimes says yes
+    /// regardless). Read, not cleared: a caller that queues a job instead of
+    /// holding it back goes through `push_private`, which publishes it and
+    /// clears the flag (found by review: clearing it here first left the
+    /// job private and the hungry worker asleep).
     #[inline]
-    pub(crate) fn take_hungry(&self) -> bool {
+    pub(crate) fn is_hungry(&self) -> bool {
         // SAFETY: points into our registry, which outlives this worker.
-        let hungry = unsafe { &*self.hungry };
-        if hungry.load(Relaxed) {
-            hungry.store(false, Relaxed);
-            return true;
-        }
-        chaos::publish_eagerly()
+        let hungry = unsafe { (*self.hungry).load(Relaxed) };
+        hungry || chaos::publish_eagerly()
+    }
+
+    /// Before this worker blocks as a plain thread (waiting for a session
+    /// of another pool): releases held work and publishes private jobs, so
+    /// other workers can run them meanwhile (invariant 2 of `deferred.rs`,
+    /// and invariant 2 above; found by review: both stayed hidden).
+    pub(crate) fn release_and_publish(&self) {
+        self.release_deferred();
+        self.publish_all();
     }
 
     /// The `Deferred` installed on this thread, or null.
@@ -556,6 +563,9 @@ impl WorkerThread {
                 chaos::before_job();
                 // SAFETY: every JobRef in our queues is executed exactly once.
                 unsafe { job.execute() };
+                // Every holder restored what it found, nothing (the guard
+                // runs on unwinding too).
+                debug_assert!(self.deferred.get().is_null(), "a held-work record outlived its poll");
                 self.publish_all();
                 backoff.reset();
                 continue;
