@@ -507,6 +507,50 @@ fn an_element_delivered_before_its_callback_parks_is_not_held_back() {
     }
 }
 
+/// A session whose handler's callback for 0 delivers 1 and then blocks its
+/// worker in a nested session (on the same pool, or on a separate pool of
+/// `inner_workers`), whose task can only finish once 1's callback has run.
+fn element_then_nested_session(workers: usize, inner_workers: Option<usize>) -> Result<Vec<u32>, Error> {
+    let pool = Arc::new(pool(workers));
+    let inner_pool = inner_workers.map_or_else(|| Arc::clone(&pool), |n| Arc::new(common::pool(n)));
+    pool.run_par_then_freeze(move |p| {
+        Box::pin(async move {
+            let set: ISet<u32> = ISet::new(p);
+            let handlers = HandlerPool::new(p);
+            let ran = Arc::new(AtomicUsize::new(0));
+            handlers
+                .add_handler(&set, move |x| {
+                    let (inner_pool, ran) = (Arc::clone(&inner_pool), Arc::clone(&ran));
+                    async move {
+                        if x == 0 {
+                            set.insert(1).unwrap();
+                            // Waits (yielding, so the worker can run other
+                            // jobs) for 1's callback.
+                            let seen = inner_pool.run_par(|_| {
+                                Box::pin(async move {
+                                    let t = Instant::now();
+                                    while t.elapsed() < Duration::from_secs(5) {
+                                        if ran.load(SeqCst) == 1 {
+                                            return true;
+                                        }
+                                        lvars::yield_now().await;
+                                    }
+                                    false
+                                })
+                            });
+                            assert_eq!(seen, Ok(true), "1's callback never ran");
+                        } else {
+                            ran.fetch_add(1, SeqCst);
+                        }
+                    }
+                })
+                .unwrap();
+            set.insert(0).unwrap();
+            set.then_freeze()
+        })
+    })
+}
+
 /// A callback that delivers an element and then blocks its worker in a
 /// nested session, whose task can only finish once that element's callback
 /// has run: the worker must release the element before it waits
@@ -515,46 +559,9 @@ fn an_element_delivered_before_its_callback_parks_is_not_held_back() {
 fn an_element_delivered_before_a_nested_session_is_not_held_back() {
     for workers in [1, 2] {
         for round in 0..10 {
-            let r = within(30, &format!("{workers} worker(s), round {round}"), move || {
-                let pool = Arc::new(pool(workers));
-                let inner_pool = Arc::clone(&pool);
-                pool.run_par_then_freeze(move |p| {
-                    Box::pin(async move {
-                        let set: ISet<u32> = ISet::new(p);
-                        let handlers = HandlerPool::new(p);
-                        let ran = Arc::new(AtomicUsize::new(0));
-                        handlers
-                            .add_handler(&set, move |x| {
-                                let (inner_pool, ran) = (Arc::clone(&inner_pool), Arc::clone(&ran));
-                                async move {
-                                    if x == 0 {
-                                        set.insert(1).unwrap();
-                                        // Waits (yielding, so the worker can
-                                        // run other jobs) for 1's callback.
-                                        let seen = inner_pool.run_par(|_| {
-                                            Box::pin(async move {
-                                                for _ in 0..1_000_000 {
-                                                    if ran.load(SeqCst) == 1 {
-                                                        return true;
-                                                    }
-                                                    lvars::yield_now().await;
-                                                }
-                                                false
-                                            })
-                                        });
-                                        assert_eq!(seen, Ok(true), "1's callback never ran");
-                                    } else {
-                                        ran.fetch_add(1, SeqCst);
-                                    }
-                                }
-                            })
-                            .unwrap();
-                        set.insert(0).unwrap();
-                        set.then_freeze()
-                    })
-                })
-            });
-            assert_eq!(r, Ok(vec![0, 1]), "{workers} worker(s), round {round}");
+            let what = format!("{workers} worker(s), round {round}");
+            let r = within(60, &what, move || element_then_nested_session(workers, None));
+            assert_eq!(r, Ok(vec![0, 1]), "{what}");
         }
     }
 }
@@ -603,49 +610,14 @@ fn a_callback_panicking_while_it_holds_an_element_leaves_the_pool_usable() {
     }
 }
 
-/// Like `an_element_delivered_before_a_nested_session_is_not_held_back`,
-/// but the nested session runs on another pool, so the worker waits as a
-/// plain thread: it must release what it holds (and its private jobs)
+/// The same with the nested session on another pool, so the worker waits
+/// as a plain thread: it must release what it holds (and its private jobs)
 /// first. Found by review; hung before the fix.
 #[test]
 fn an_element_delivered_before_a_session_on_another_pool_is_not_held_back() {
     for round in 0..10 {
         let r = within(60, &format!("round {round}"), move || {
-            let inner_pool = Arc::new(pool(1));
-            pool(2).run_par_then_freeze(move |p| {
-                Box::pin(async move {
-                    let set: ISet<u32> = ISet::new(p);
-                    let handlers = HandlerPool::new(p);
-                    let ran = Arc::new(AtomicUsize::new(0));
-                    handlers
-                        .add_handler(&set, move |x| {
-                            let (inner_pool, ran) = (Arc::clone(&inner_pool), Arc::clone(&ran));
-                            async move {
-                                if x == 0 {
-                                    set.insert(1).unwrap();
-                                    let seen = inner_pool.run_par(|_| {
-                                        Box::pin(async move {
-                                            let t = Instant::now();
-                                            while t.elapsed() < Duration::from_secs(5) {
-                                                if ran.load(SeqCst) == 1 {
-                                                    return true;
-                                                }
-                                                lvars::yield_now().await;
-                                            }
-                                            false
-                                        })
-                                    });
-                                    assert_eq!(seen, Ok(true), "1's callback never ran");
-                                } else {
-                                    ran.fetch_add(1, SeqCst);
-                                }
-                            }
-                        })
-                        .unwrap();
-                    set.insert(0).unwrap();
-                    set.then_freeze()
-                })
-            })
+            element_then_nested_session(2, Some(1))
         });
         assert_eq!(r, Ok(vec![0, 1]), "round {round}");
     }
