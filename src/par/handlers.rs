@@ -417,6 +417,11 @@ where
             unsafe { Pin::new_unchecked(&mut this.current) }.set(None);
             // Finished after whatever it delivered was counted as started.
             this.finish_current = None;
+            // What it queued becomes stealable now, as it would have at the
+            // end of a task of its own (not only when the chain ends).
+            if let Some(w) = worker {
+                w.publish_all();
+            }
         }
     }
 }

@@ -445,9 +445,11 @@ impl WorkerThread {
     }
 
     /// Publishes every private job (invariant 2: before waiting, and after
-    /// every job, so task jobs a job left behind never stay hidden).
+    /// every job, so task jobs a job left behind never stay hidden; also
+    /// between the callbacks a handler task runs in place, each of which
+    /// stands for a job of its own).
     #[inline]
-    fn publish_all(&self) {
+    pub(crate) fn publish_all(&self) {
         // SAFETY: only this thread touches `private`, not re-entrantly.
         let private = unsafe { &mut *self.private.get() };
         if private.is_empty() {
