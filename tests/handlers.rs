@@ -711,3 +711,30 @@ fn spin(d: Duration) {
         std::hint::spin_loop();
     }
 }
+
+/// Quiescence must wait for an element held back by a task whose own
+/// callback has finished: the holder's count stays open until the chain it
+/// runs in place ends (a count closed early let `freeze_set_after` freeze
+/// in mid-chain, and the next insert fail with `PutAfterFreeze`).
+#[test]
+fn quiesce_waits_for_the_elements_a_task_holds_back() {
+    for workers in [2, 4] {
+        let pool = pool(workers);
+        for round in 0..20 {
+            let r = pool.run_par_quasi_det(|p| {
+                Box::pin(async move {
+                    let set: ISet<u32> = ISet::new(p);
+                    set.insert(0).unwrap();
+                    freeze_set_after(p, &set, move |x| async move {
+                        spin(Duration::from_micros(20));
+                        if x < 200 {
+                            set.insert(x + 1).unwrap();
+                        }
+                    })
+                    .await
+                })
+            });
+            assert_eq!(r, Ok(Ok((0..=200).collect())), "{workers} worker(s), round {round}");
+        }
+    }
+}

@@ -14,15 +14,20 @@
 //!
 //! # Quiescence
 //!
-//! Two monotone counts per stripe of threads (`data::striped`): callbacks
-//! *started* and callbacks *finished*, each incremented by the thread that
-//! starts or finishes the callback on its own stripe, so workers share no
+//! Two monotone counts per stripe of threads (`data::striped`): callback
+//! tasks *started* and *finished*, each incremented by the thread that
+//! starts or finishes the task on its own stripe, so workers share no
 //! word (with up to 16 threads in the process; beyond, threads share
 //! stripes), where a single `pending` counter was a contended cache line
-//! touched twice per element. A callback is counted as started *before*
-//! the insert that triggered it returns, and a callback that inserts more
-//! elements starts them before it finishes, so while work remains the
-//! finished total is below the started total.
+//! touched twice per element. A task is counted as started *before* the
+//! insert that delivered its element returns, and as finished only once
+//! it has no callback left to run: its own element's, then each element it
+//! holds back ("Tail elements" below: a held element has no count of its
+//! own, the holder's covers it, and one released to a task of its own is
+//! counted as started then, while the holder's count is still open). A
+//! callback that inserts more elements counts their tasks as started
+//! before its own task finishes. So while work remains the finished total
+//! is below the started total.
 //!
 //! **Invariant (exact quiescence).** Reading every `finished` stripe and
 //! then every `started` stripe gives `F <= finished(t) <= started(t) <= S`
@@ -59,9 +64,10 @@
 //! have nothing to steal; `join`'s lazy publication uses the same flag),
 //! and is released as its own task whenever the callback parks, or its
 //! worker blocks or polls another holder (`sched/deferred.rs` states the
-//! invariant). Counting is unchanged: a held element is counted as started
-//! when it is delivered, so quiescence and the session's barrier wait for
-//! it. In the LVish traversal this runs about a third of all callbacks
+//! invariant). A held element is covered by its holder's count (see
+//! "Quiescence"), and the holder is a live task, so quiescence and the
+//! session's barrier wait for it; running it in place takes no count at
+//! all. In the LVish traversal this runs about a third of all callbacks
 //! without a task of their own.
 //!
 //! A callback that *blocks its thread* (a std lock or channel, not an
@@ -100,7 +106,7 @@ use crate::sync::{fence, AtomicU64, Ordering::SeqCst};
 /// The counting state of a pool, shared with its listeners and callbacks.
 /// (Public only for the loom models; not reachable from outside the crate.)
 pub struct PoolState {
-    /// Callbacks started and finished, each counted on the stripe of the
+    /// Callback tasks started and finished, each counted on the stripe of the
     /// thread that started or finished it.
     started: StripedCount,
     finished: StripedCount,
@@ -255,30 +261,24 @@ struct Handler<'s, F> {
     callback: F,
 }
 
-/// An element delivered to a handler, counted as started until the value
-/// is dropped (with the callback that ran for it, or unrun).
-type Element<'s, T> = (T, Finish<'s>);
-
 /// The element a running callback task holds back (module doc, "Tail
-/// elements"), with the handler that can queue it.
+/// elements"), with the handler that can queue it. A held element has no
+/// count of its own: the holding task's count covers it.
 struct Tail<'s, T, F> {
     handler: *const Handler<'s, F>,
-    element: Option<Element<'s, T>>,
+    element: Option<T>,
 }
 
 impl<'s, F> Handler<'s, F> {
-    /// Counts the callback for `value` as started and hands the element to
-    /// the callback task running on this thread, if that is a task of this
-    /// handler (it runs the element itself when its callback is done), or
-    /// to a new task.
+    /// Hands the element to the callback task running on this thread, if
+    /// that is a task of this handler (it runs the element itself when its
+    /// callback is done), or to a new task.
     fn deliver<T, Fut>(&self, value: T)
     where
         T: Send + 'static,
         F: Fn(T) -> Fut + Send + Sync + 's,
         Fut: Future<Output = ()> + Send + 's,
     {
-        self.state.start();
-        let element = (value, Finish(self.state));
         if let Some(worker) = WorkerThread::current() {
             let d = worker.deferred();
             // SAFETY: an installed `Deferred` is valid: its holder is being
@@ -294,28 +294,30 @@ impl<'s, F> Handler<'s, F> {
                 // pointing to its `Tail<'s, T, F>`, which nothing else
                 // touches while its poll runs below this frame.
                 let tail = unsafe { &mut *((*d).data as *mut Tail<'s, T, F>) };
-                if let Some(older) = tail.element.replace(element) {
+                if let Some(older) = tail.element.replace(value) {
                     self.spawn::<T, Fut>(older);
                 }
                 return;
             }
         }
-        self.spawn::<T, Fut>(element);
+        self.spawn::<T, Fut>(value);
     }
 
-    /// Queues a task that runs the callback for `element`.
-    fn spawn<T, Fut>(&self, element: Element<'s, T>)
+    /// Counts a callback as started and queues a task that runs it for
+    /// `value`.
+    fn spawn<T, Fut>(&self, value: T)
     where
         T: Send + 'static,
         F: Fn(T) -> Fut + Send + Sync + 's,
         Fut: Future<Output = ()> + Send + 's,
     {
+        self.state.start();
         let task = HandlerTask::<T, F, Fut> {
             current: None,
-            finish_current: None,
+            count: Some(Finish(self.state)),
             tail: UnsafeCell::new(Tail {
                 handler: self,
-                element: Some(element),
+                element: Some(value),
             }),
         };
         // SAFETY: the session outlives its tasks (its runner waits for them
@@ -330,7 +332,8 @@ impl<'s, F> Handler<'s, F> {
 }
 
 /// `Deferred::release` of a callback task: queues the held element as its
-/// own task. Runs no user code.
+/// own task (counted as started now, while the holder's count is still
+/// open). Runs no user code.
 ///
 /// # Safety
 /// `data` points to the `Tail<'s, T, F>` of a callback task being polled on
@@ -344,8 +347,8 @@ where
     // SAFETY: caller contract; its handler outlives the task's polls.
     unsafe {
         let tail = &mut *(data as *mut Tail<'s, T, F>);
-        if let Some(element) = tail.element.take() {
-            (*tail.handler).spawn::<T, Fut>(element);
+        if let Some(value) = tail.element.take() {
+            (*tail.handler).spawn::<T, Fut>(value);
         }
     }
 }
@@ -354,9 +357,13 @@ where
 /// same task, for the element it holds back, and so on.
 struct HandlerTask<'s, T, F, Fut> {
     /// The callback running now (pinned: dropped in place, never moved).
+    /// Declared first: dropping it may deliver elements, which are counted
+    /// before `count` is closed.
     current: Option<Fut>,
-    /// Counts `current` as finished when it is dropped.
-    finish_current: Option<Finish<'s>>,
+    /// The task's one count in the pool: started when the task was queued,
+    /// finished when it is dropped, once the task has no callback left to
+    /// run (its own element's, then each held one's in turn).
+    count: Option<Finish<'s>>,
     /// The next element, read and written through `Deferred::data` by
     /// `deliver` while `current` is polled.
     tail: UnsafeCell<Tail<'s, T, F>>,
@@ -380,20 +387,20 @@ where
         // by `Pin::set`, or assigned while it is `None`); nothing else is.
         let this = unsafe { self.get_unchecked_mut() };
         // SAFETY: the handler outlives its tasks' polls: it is dropped with
-        // its set, after the session's tasks have all ended.
+        // its set (or kept by the session, for maps), after the session's
+        // tasks have all ended.
         let handler = unsafe { &*this.tail.get_mut().handler };
         let worker = WorkerThread::current();
         loop {
             if this.current.is_none() {
-                let Some((value, finish)) = this.tail.get_mut().element.take() else {
+                // Nothing left (or the session failed): finished, after
+                // everything the callbacks queued was counted as started.
+                let next = this.tail.get_mut().element.take();
+                let Some(value) = next.filter(|_| !handler.session.group.is_cancelled()) else {
+                    this.count = None;
                     return Poll::Ready(());
                 };
-                if handler.session.group.is_cancelled() {
-                    // Unrun: counted finished with `finish`.
-                    return Poll::Ready(());
-                }
                 this.current = Some((handler.callback)(value));
-                this.finish_current = Some(finish);
             }
             let deferred = Deferred {
                 key: handler.key(),
@@ -415,8 +422,6 @@ where
             }
             // SAFETY: pinned, see above.
             unsafe { Pin::new_unchecked(&mut this.current) }.set(None);
-            // Finished after whatever it delivered was counted as started.
-            this.finish_current = None;
             // What it queued becomes stealable now, as it would have at the
             // end of a task of its own (not only when the chain ends).
             if let Some(w) = worker {
