@@ -1,4 +1,5 @@
-//! Handler callbacks do not keep the callbacks that spawned them alive.
+//! Handler callbacks do not keep the callbacks that spawned them alive,
+//! and elements waiting for their callbacks are small.
 //!
 //! A handler callback that inserts an element spawns the next callback
 //! (detached: nobody awaits it). Before detached tasks were counted by the
@@ -48,19 +49,32 @@ unsafe impl GlobalAlloc for PeakAlloc {
 #[global_allocator]
 static GLOBAL: PeakAlloc = PeakAlloc;
 
-/// The session's peak memory above what was live before it, for a chain of
-/// `n` callbacks on a pool of `threads` workers.
-fn chain_peak(threads: usize, n: u32) -> isize {
+/// The peak memory of `run(pool, n)` above what was live before it, on a
+/// pool of `threads` workers warmed up by `run(pool, 64)` (its queues and
+/// task caches).
+fn peak_of(threads: usize, n: u32, run: fn(&lvars::ThreadPool, u32)) -> isize {
     let pool = ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-    // Warm up (the workers' queues and task caches).
-    run_chain(&pool, 64);
+    run(&pool, 64);
     let before = LIVE.load(SeqCst);
     PEAK.store(before, SeqCst);
-    run_chain(&pool, n);
+    run(&pool, n);
     PEAK.load(SeqCst) - before
 }
 
+/// A chain of `n` callbacks, each inserting the next element.
 fn run_chain(pool: &lvars::ThreadPool, n: u32) {
+    run_handler(pool, n, false);
+}
+
+/// The session's body inserts `n` elements at once, all queued for their
+/// callbacks before the first runs (on one worker).
+fn run_wide(pool: &lvars::ThreadPool, n: u32) {
+    run_handler(pool, n, true);
+}
+
+/// Elements `0..n` through a handler: inserted by the body (`wide`), or
+/// each by the callback of the one before.
+fn run_handler(pool: &lvars::ThreadPool, n: u32, wide: bool) {
     let reached = pool
         .run_par_then_freeze(move |p| {
             Box::pin(async move {
@@ -69,12 +83,14 @@ fn run_chain(pool: &lvars::ThreadPool, n: u32) {
                 let s = set;
                 handlers
                     .add_handler(&set, move |v| async move {
-                        if v + 1 < n {
+                        if !wide && v + 1 < n {
                             s.insert(v + 1).unwrap();
                         }
                     })
                     .unwrap();
-                set.insert(0).unwrap();
+                for v in 0..if wide { n } else { 1 } {
+                    set.insert(v).unwrap();
+                }
                 set.then_freeze()
             })
         })
@@ -83,10 +99,10 @@ fn run_chain(pool: &lvars::ThreadPool, n: u32) {
 }
 
 #[test]
-fn a_chain_of_callbacks_runs_in_constant_memory() {
+fn a_chain_of_callbacks_runs_in_constant_memory_and_queued_elements_are_small() {
     const N: u32 = 20_000;
     for threads in [1, 2] {
-        let peak = chain_peak(threads, N);
+        let peak = peak_of(threads, N, run_chain);
         println!("{threads} worker(s): peak {peak} bytes for a chain of {N} callbacks");
         // Freezing takes 12 bytes an element (the dense set's indices, then
         // the result); one task block kept per callback would add 100 bytes
@@ -96,4 +112,15 @@ fn a_chain_of_callbacks_runs_in_constant_memory() {
             "{threads} worker(s): the session's peak grew by {peak} bytes for {N} callbacks"
         );
     }
+    // A wide frontier: every element waits for its callback at once. Queued
+    // as a 32-byte job, with a 16-byte slot in the worker's private stack
+    // and then in its deque (both grow by doubling), it costs about 105
+    // bytes (freezing included); a task made at delivery instead took about
+    // 200 (a 128-byte block for this small callback, 256 for a traversal's).
+    let peak = peak_of(1, N, run_wide);
+    println!("1 worker: peak {peak} bytes for {N} elements queued at once");
+    assert!(
+        peak < N as isize * 150,
+        "the session's peak grew by {peak} bytes for {N} queued elements"
+    );
 }

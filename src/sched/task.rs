@@ -1,6 +1,9 @@
 //! Parkable tasks: one heap allocation per task holding a header (state
 //! word, reference count, completion count) and the future, recycled
-//! through the worker's task cache (`task_cache.rs`).
+//! through the worker's task cache (`task_cache.rs`). Also plain queued
+//! jobs owning a value in a block of the same cache (`queue_job`), which a
+//! handler's pending element is until a worker makes its task
+//! (`run_counted_detached`).
 //!
 //! # State word
 //!
@@ -237,7 +240,58 @@ where
         unsafe { *(*parent).local_pending.get() += 1 };
         0
     };
-    let slot = alloc_task::<F>(worker);
+    // SAFETY: forwarded; `parent` and `detached_stripe` count the task.
+    let header = unsafe { new_task(worker, group, future, handle, parent, detached_stripe) };
+    // SAFETY: the task holds a reference for this JobRef.
+    let job = unsafe { job_ref(header) };
+    match worker {
+        Some(w) => w.push_private(job),
+        None => group.registry().push(job),
+    }
+    header
+}
+
+/// Runs `future` now, on this worker, as a detached task of `group` that
+/// is already counted (`stripe` is what `group.add_detached()` returned
+/// for it): the task is made and executed as if it had been queued and
+/// popped at once, so it finishes (or parks) like any other.
+///
+/// # Safety
+/// As [`spawn_detached`]; the caller runs on a worker of `group`'s pool,
+/// and hands over the count of `stripe`.
+pub(crate) unsafe fn run_counted_detached<F>(group: &TaskGroup, future: F, stripe: u32)
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let worker = WorkerThread::current().filter(|w| std::ptr::eq(w.registry(), &**group.registry()));
+    debug_assert!(worker.is_some(), "run_counted_detached off its pool");
+    // SAFETY: forwarded; the count was taken by the caller.
+    let header = unsafe { new_task(worker, group, future, false, DETACHED, stripe) };
+    // SAFETY: the JobRef's reference, consumed here as a popped job's is.
+    unsafe { run_job(header as *const ()) };
+}
+
+/// Allocates and initialises a task (`SCHEDULED`, with a reference for its
+/// JobRef and the "subtree pending" one, plus the handle's if `handle`).
+///
+/// # Safety
+/// As [`spawn`]; `parent` and `detached_stripe` are how the task was
+/// counted in `group`.
+#[inline(always)]
+unsafe fn new_task<F>(
+    worker: Option<&WorkerThread>,
+    group: &TaskGroup,
+    future: F,
+    handle: bool,
+    parent: *const Header,
+    detached_stripe: u32,
+) -> *const Header
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let slot = alloc_block::<Task<F>>(worker);
     // Written in place: building the task on the stack and moving it into
     // its block costs a copy of the whole future (a `memmove` call) per fork.
     // SAFETY: `slot` is a valid, aligned, uninitialised `Task<F>` block;
@@ -263,14 +317,40 @@ where
         });
         std::ptr::addr_of_mut!((*slot).stage).write(UnsafeCell::new(Stage::Running(future)));
     }
-    let header = slot as *const Header;
-    // SAFETY: the task holds a reference for this JobRef.
-    let job = unsafe { job_ref(header) };
+    slot as *const Header
+}
+
+/// Work that a [`queue_job`] job runs once, on a worker.
+pub(crate) trait QueuedJob: Send {
+    fn run(self);
+}
+
+/// Queues `value` to be run (`QueuedJob::run`) by a worker of `group`'s
+/// pool, as a plain job: a block from the worker's task cache holding the
+/// value and nothing else, no task header (a handler's queued element).
+pub(crate) fn queue_job<X: QueuedJob>(group: &TaskGroup, value: X) {
+    let worker = WorkerThread::current().filter(|w| std::ptr::eq(w.registry(), &**group.registry()));
+    let block = alloc_block::<X>(worker);
+    // SAFETY: a valid, aligned, uninitialised block for an `X`; the JobRef
+    // is its only reference and runs once (`run_queued_job` frees it).
+    let job = unsafe {
+        block.write(value);
+        JobRef::new(block as *const (), run_queued_job::<X>)
+    };
     match worker {
         Some(w) => w.push_private(job),
         None => group.registry().push(job),
     }
-    header
+}
+
+/// Executes a [`queue_job`] job: takes the value out, frees its block, runs
+/// it.
+unsafe fn run_queued_job<X: QueuedJob>(ptr: *const ()) {
+    // SAFETY: written by `queue_job`, read once here (the JobRef runs once).
+    let value = unsafe { std::ptr::read(ptr as *const X) };
+    // SAFETY: allocated by `alloc_block::<X>`; its value was moved out.
+    unsafe { free_block::<X>(NonNull::new_unchecked(ptr as *mut u8)) };
+    value.run();
 }
 
 /// # Safety
@@ -728,16 +808,17 @@ unsafe fn drop_output<F: Future>(h: *const Header) {
     }
 }
 
-/// The size class of `Task<F>` in the task cache, if it is cached.
-const fn task_class<F: Future>() -> Option<usize> {
-    task_cache::class_of(Layout::new::<Task<F>>())
+/// The size class of an `X` block in the task cache, if it is cached.
+const fn block_class<X>() -> Option<usize> {
+    task_cache::class_of(Layout::new::<X>())
 }
 
-/// An uninitialised block for a `Task<F>`: from the current worker's task
-/// cache when the size is cached, else from the allocator.
+/// An uninitialised block for an `X` (a task, or a queued job's value):
+/// from the current worker's task cache when the size is cached, else from
+/// the allocator.
 #[inline]
-fn alloc_task<F: Future>(worker: Option<&WorkerThread>) -> *mut Task<F> {
-    match const { task_class::<F>() } {
+fn alloc_block<X>(worker: Option<&WorkerThread>) -> *mut X {
+    match const { block_class::<X>() } {
         Some(class) => match worker {
             Some(w) => w.alloc_task_block(class),
             None => task_cache::alloc_block(class),
@@ -745,14 +826,33 @@ fn alloc_task<F: Future>(worker: Option<&WorkerThread>) -> *mut Task<F> {
         .cast()
         .as_ptr(),
         None => {
-            let layout = Layout::new::<Task<F>>();
-            // SAFETY: a task is never zero-sized (it has a header).
+            let layout = Layout::new::<X>();
+            // SAFETY: never zero-sized (a task has a header, a queued job
+            // holds an element and its counts).
             let p = unsafe { std::alloc::alloc(layout) };
             if p.is_null() {
                 std::alloc::handle_alloc_error(layout);
             }
             p.cast()
         }
+    }
+}
+
+/// Returns a block of `alloc_block::<X>` whose contents are gone.
+///
+/// # Safety
+/// `block` was allocated by `alloc_block::<X>`, and nobody uses it any more.
+#[inline]
+unsafe fn free_block<X>(block: NonNull<u8>) {
+    match const { block_class::<X>() } {
+        Some(class) => match WorkerThread::current() {
+            // SAFETY: a block of `class`, unused.
+            Some(w) => unsafe { w.free_task_block(class, block) },
+            // SAFETY: as above.
+            None => unsafe { task_cache::free_block(class, block) },
+        },
+        // SAFETY: allocated by `alloc_block` with this layout.
+        None => unsafe { std::alloc::dealloc(block.as_ptr(), Layout::new::<X>()) },
     }
 }
 
@@ -770,19 +870,10 @@ unsafe fn dealloc<F: Future>(h: *const Header) {
         }
         std::ptr::drop_in_place(std::ptr::addr_of_mut!((*task).header));
     }
-    // SAFETY: `task` is non-null (it was dereferenced above).
-    let block = unsafe { NonNull::new_unchecked(task) }.cast::<u8>();
-    match const { task_class::<F>() } {
-        Some(class) => match WorkerThread::current() {
-            // SAFETY: allocated by `alloc_task` as a block of `class`; its
-            // contents are dropped and nobody can reach it any more.
-            Some(w) => unsafe { w.free_task_block(class, block) },
-            // SAFETY: as above.
-            None => unsafe { task_cache::free_block(class, block) },
-        },
-        // SAFETY: allocated by `alloc_task` with this layout.
-        None => unsafe { std::alloc::dealloc(block.as_ptr(), Layout::new::<Task<F>>()) },
-    }
+    // SAFETY: `task` is non-null (it was dereferenced above), allocated by
+    // `alloc_block::<Task<F>>`; its contents are dropped and nobody can
+    // reach it any more.
+    unsafe { free_block::<Task<F>>(NonNull::new_unchecked(task).cast()) }
 }
 
 /// Awaits the output of a forked task.
