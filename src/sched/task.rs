@@ -240,8 +240,18 @@ where
         unsafe { *(*parent).local_pending.get() += 1 };
         0
     };
-    // SAFETY: forwarded; `parent` and `detached_stripe` count the task.
-    let header = unsafe { new_task(worker, group, future, handle, parent, detached_stripe) };
+    let slot = alloc_block::<Task<F>>(worker);
+    // Written in place: building the task on the stack and moving it into
+    // its block costs a copy of the whole future (a `memmove` call) per fork
+    // (and so does passing the future to a helper that writes it: about 7%
+    // of a fork, although the instruction count hardly changes).
+    // SAFETY: `slot` is a valid, aligned, uninitialised `Task<F>` block;
+    // both fields are written before it is used.
+    unsafe {
+        write_header(slot, group, handle, parent, detached_stripe);
+        std::ptr::addr_of_mut!((*slot).stage).write(UnsafeCell::new(Stage::Running(future)));
+    }
+    let header = slot as *const Header;
     // SAFETY: the task holds a reference for this JobRef.
     let job = unsafe { job_ref(header) };
     match worker {
@@ -266,36 +276,34 @@ where
 {
     let worker = WorkerThread::current().filter(|w| std::ptr::eq(w.registry(), &**group.registry()));
     debug_assert!(worker.is_some(), "run_counted_detached off its pool");
-    // SAFETY: forwarded; the count was taken by the caller.
-    let header = unsafe { new_task(worker, group, future, false, DETACHED, stripe) };
-    // SAFETY: the JobRef's reference, consumed here as a popped job's is.
-    unsafe { run_job(header as *const ()) };
+    let slot = alloc_block::<Task<F>>(worker);
+    // SAFETY: as in `spawn_task`; the count was taken by the caller.
+    unsafe {
+        write_header(slot, group, false, DETACHED, stripe);
+        std::ptr::addr_of_mut!((*slot).stage).write(UnsafeCell::new(Stage::Running(future)));
+        // The JobRef's reference, consumed here as a popped job's is.
+        run_job(slot as *const ());
+    }
 }
 
-/// Allocates and initialises a task (`SCHEDULED`, with a reference for its
+/// Writes the header of a new task (`SCHEDULED`, with a reference for its
 /// JobRef and the "subtree pending" one, plus the handle's if `handle`).
 ///
 /// # Safety
-/// As [`spawn`]; `parent` and `detached_stripe` are how the task was
-/// counted in `group`.
+/// `slot` is a valid, aligned, uninitialised `Task<F>` block; `parent` and
+/// `detached_stripe` are how the task was counted in `group`.
 #[inline(always)]
-unsafe fn new_task<F>(
-    worker: Option<&WorkerThread>,
+unsafe fn write_header<F>(
+    slot: *mut Task<F>,
     group: &TaskGroup,
-    future: F,
     handle: bool,
     parent: *const Header,
     detached_stripe: u32,
-) -> *const Header
-where
+) where
     F: Future + Send,
     F::Output: Send,
 {
-    let slot = alloc_block::<Task<F>>(worker);
-    // Written in place: building the task on the stack and moving it into
-    // its block costs a copy of the whole future (a `memmove` call) per fork.
-    // SAFETY: `slot` is a valid, aligned, uninitialised `Task<F>` block;
-    // both fields are written before it is used.
+    // SAFETY: caller contract.
     unsafe {
         std::ptr::addr_of_mut!((*slot).header).write(Header {
             state: AtomicUsize::new(if handle { SCHEDULED | JOIN_INTEREST } else { SCHEDULED }),
@@ -315,9 +323,7 @@ where
             },
             join_waker: UnsafeCell::new(None),
         });
-        std::ptr::addr_of_mut!((*slot).stage).write(UnsafeCell::new(Stage::Running(future)));
     }
-    slot as *const Header
 }
 
 /// Work that a [`queue_job`] job runs once, on a worker.
