@@ -61,7 +61,8 @@
 //! *Queued elements.* An element that needs a task of its own is queued as
 //! a small job (`QueuedElement`: the element, its count in the pool and
 //! its count in the session; 32 bytes for a `u32`), and the task is made
-//! only when a worker runs that job (`task::run_counted_detached`), so a
+//! only when a worker runs that job (`task::queue_detached`,
+//! `task::run_counted_detached`), so a
 //! traversal's frontier (thousands of pending elements) takes a few
 //! hundred kilobytes instead of megabytes of 256-byte tasks, and the task
 //! block, freed as soon as its callbacks are done, is reused hot from the
@@ -328,19 +329,16 @@ impl<'s, F> Handler<'s, F> {
         Fut: Future<Output = ()> + Send + 's,
     {
         self.state.start();
-        let count = Finish(self.state);
-        // Counted in the session before it is queued, like a task.
-        let stripe = self.session.group.add_detached();
-        task::queue_job(
-            &self.session.group,
-            QueuedElement::<T, F, Fut> {
-                handler: self,
-                value,
-                count,
-                stripe,
-                _callback: PhantomData,
-            },
-        );
+        let element = QueuedElement::<T, F, Fut> {
+            handler: self,
+            value,
+            count: Finish(self.state),
+            _callback: PhantomData,
+        };
+        // SAFETY: the session outlives its tasks and queued jobs (its
+        // runner waits for them or cancels them), and listeners are only
+        // called by inserts, which only happen while the session runs.
+        unsafe { task::queue_detached(&self.session.group, element) };
     }
 
     fn key(&self) -> *const () {
@@ -349,13 +347,12 @@ impl<'s, F> Handler<'s, F> {
 }
 
 /// An element queued for its callback: becomes a callback task when a
-/// worker runs it. Carries the counts a task would: one in the pool
-/// (`count`) and one in the session (`stripe`, handed to the task).
+/// worker runs it. Carries the count in the pool a task would (its count
+/// in the session is carried by the queued job).
 struct QueuedElement<'s, T, F, Fut> {
     handler: *const Handler<'s, F>,
     value: T,
     count: Finish<'s>,
-    stripe: u32,
     _callback: PhantomData<fn() -> Fut>,
 }
 
@@ -368,7 +365,7 @@ where
     F: Fn(T) -> Fut + Send + Sync + 's,
     Fut: Future<Output = ()> + Send + 's,
 {
-    fn run(self) {
+    fn run(self, session_count: task::DetachedCount) {
         let task = HandlerTask::<T, F, Fut> {
             current: None,
             count: Some(self.count),
@@ -380,11 +377,11 @@ where
         // SAFETY: the handler outlives the session's tasks and queued
         // elements (see `HandlerTask::poll`); this runs on a worker of the
         // session's pool (the element was queued there), and the session
-        // count of `stripe` passes to the task. If the session failed, the
-        // task is cancelled before its first poll, like any queued task.
+        // count passes to the task. If the session failed, the task is
+        // cancelled before its first poll, like any queued task.
         unsafe {
             let group = &(*self.handler).session.group;
-            task::run_counted_detached(group, task, self.stripe);
+            task::run_counted_detached(group, task, session_count);
         }
     }
 }
@@ -449,6 +446,14 @@ where
         // tasks have all ended.
         let handler = unsafe { &*this.tail.get_mut().handler };
         let worker = WorkerThread::current();
+        // The same record for every callback this poll runs (`this` is
+        // pinned, so the tail does not move).
+        let deferred = Deferred {
+            key: handler.key(),
+            type_id: TypeId::of::<T>(),
+            data: this.tail.get() as *mut (),
+            release: release_tail::<T, F, Fut>,
+        };
         loop {
             if this.current.is_none() {
                 // Nothing left (or the session failed): finished, after
@@ -460,12 +465,6 @@ where
                 };
                 this.current = Some((handler.callback)(value));
             }
-            let deferred = Deferred {
-                key: handler.key(),
-                type_id: TypeId::of::<T>(),
-                data: this.tail.get() as *mut (),
-                release: release_tail::<T, F, Fut>,
-            };
             // SAFETY: `deferred` outlives the guard, and `release_tail`
             // fits its `data` while this poll runs.
             let guard = worker.map(|w| unsafe { w.install_deferred(&deferred) });

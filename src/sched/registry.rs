@@ -336,8 +336,8 @@ impl WorkerThread {
         hungry || chaos::publish_eagerly()
     }
 
-    /// Before this worker blocks as a plain thread (waiting for a session
-    /// of another pool): releases held work and publishes private jobs, so
+    /// Before this worker waits (in `wait_until`, or as a plain thread for a
+    /// session of another pool): releases held work and publishes private jobs, so
     /// other workers can run them meanwhile (invariant 2 of `deferred.rs`,
     /// and invariant 2 above; found by review: both stayed hidden).
     pub(crate) fn release_and_publish(&self) {
@@ -557,8 +557,7 @@ impl WorkerThread {
     /// Runs jobs until `cond` holds, sleeping when there is nothing to do.
     /// `cond` must read with `SeqCst` (see `sleep.rs`).
     pub(crate) fn wait_until(&self, cond: impl Fn() -> bool) {
-        self.release_deferred();
-        self.publish_all();
+        self.release_and_publish();
         let backoff = Backoff::new();
         while !cond() {
             if let Some(job) = self.find_work() {

@@ -1,7 +1,7 @@
 //! Parkable tasks: one heap allocation per task holding a header (state
 //! word, reference count, completion count) and the future, recycled
 //! through the worker's task cache (`task_cache.rs`). Also plain queued
-//! jobs owning a value in a block of the same cache (`queue_job`), which a
+//! jobs owning a value in a block of the same cache (`queue_detached`), which a
 //! handler's pending element is until a worker makes its task
 //! (`run_counted_detached`).
 //!
@@ -217,7 +217,7 @@ where
     F: Future + Send,
     F::Output: Send,
 {
-    let worker = WorkerThread::current().filter(|w| std::ptr::eq(w.registry(), &**group.registry()));
+    let worker = pool_worker(group);
     // A fork made outside any task of its group (the owner's set-up, a
     // `join` closure stolen by an idle worker, a scoped thread) is counted
     // like a detached task: the owner may have released its hold already
@@ -254,32 +254,29 @@ where
     let header = slot as *const Header;
     // SAFETY: the task holds a reference for this JobRef.
     let job = unsafe { job_ref(header) };
-    match worker {
-        Some(w) => w.push_private(job),
-        None => group.registry().push(job),
-    }
+    queue(worker, group, job);
     header
 }
 
 /// Runs `future` now, on this worker, as a detached task of `group` that
-/// is already counted (`stripe` is what `group.add_detached()` returned
-/// for it): the task is made and executed as if it had been queued and
+/// is already counted (`count`, handed to a [`queue_detached`] job's
+/// `run`): the task is made and executed as if it had been queued and
 /// popped at once, so it finishes (or parks) like any other.
 ///
 /// # Safety
 /// As [`spawn_detached`]; the caller runs on a worker of `group`'s pool,
-/// and hands over the count of `stripe`.
-pub(crate) unsafe fn run_counted_detached<F>(group: &TaskGroup, future: F, stripe: u32)
+/// and `count` was taken in `group`.
+pub(crate) unsafe fn run_counted_detached<F>(group: &TaskGroup, future: F, count: DetachedCount)
 where
     F: Future + Send,
     F::Output: Send,
 {
-    let worker = WorkerThread::current().filter(|w| std::ptr::eq(w.registry(), &**group.registry()));
+    let worker = pool_worker(group);
     debug_assert!(worker.is_some(), "run_counted_detached off its pool");
     let slot = alloc_block::<Task<F>>(worker);
     // SAFETY: as in `spawn_task`; the count was taken by the caller.
     unsafe {
-        write_header(slot, group, false, DETACHED, stripe);
+        write_header(slot, group, false, DETACHED, count.stripe);
         std::ptr::addr_of_mut!((*slot).stage).write(UnsafeCell::new(Stage::Running(future)));
         // The JobRef's reference, consumed here as a popped job's is.
         run_job(slot as *const ());
@@ -326,37 +323,77 @@ unsafe fn write_header<F>(
     }
 }
 
-/// Work that a [`queue_job`] job runs once, on a worker.
+/// A detached task's count in its group, taken by [`queue_detached`]
+/// before the job was queued and handed to its `run`, which passes it on
+/// to [`run_counted_detached`] (the task finishes it).
+pub(crate) struct DetachedCount {
+    stripe: u32,
+}
+
+/// Work that a [`queue_detached`] job runs once, on a worker.
 pub(crate) trait QueuedJob: Send {
-    fn run(self);
+    /// Runs the job; `count` is its count in the group, to be handed to
+    /// the task it makes. Must not unwind (it may run inside `join`'s wait
+    /// for a stolen closure, whose frame must not be left early).
+    fn run(self, count: DetachedCount);
+}
+
+/// A queued job's value and its count in the group.
+struct Queued<X> {
+    value: X,
+    count: DetachedCount,
 }
 
 /// Queues `value` to be run (`QueuedJob::run`) by a worker of `group`'s
-/// pool, as a plain job: a block from the worker's task cache holding the
-/// value and nothing else, no task header (a handler's queued element).
-pub(crate) fn queue_job<X: QueuedJob>(group: &TaskGroup, value: X) {
-    let worker = WorkerThread::current().filter(|w| std::ptr::eq(w.registry(), &**group.registry()));
-    let block = alloc_block::<X>(worker);
-    // SAFETY: a valid, aligned, uninitialised block for an `X`; the JobRef
-    // is its only reference and runs once (`run_queued_job` frees it).
+/// pool, counted in the group like a detached task from now on: a plain
+/// job, a block from the worker's task cache holding the value and its
+/// count, no task header (a handler's queued element).
+///
+/// # Safety
+/// As [`spawn_detached`]: `value` may borrow data that lives as long as
+/// the group's owner waits.
+pub(crate) unsafe fn queue_detached<X: QueuedJob>(group: &TaskGroup, value: X) {
+    let count = DetachedCount {
+        stripe: group.add_detached(),
+    };
+    let worker = pool_worker(group);
+    let block = alloc_block::<Queued<X>>(worker);
+    // SAFETY: a valid, aligned, uninitialised block for a `Queued<X>`; the
+    // JobRef is its only reference and runs once (`run_queued_job` frees
+    // it).
     let job = unsafe {
-        block.write(value);
+        block.write(Queued { value, count });
         JobRef::new(block as *const (), run_queued_job::<X>)
     };
+    queue(worker, group, job);
+}
+
+/// Executes a [`queue_detached`] job: takes the value out, frees its block,
+/// runs it.
+unsafe fn run_queued_job<X: QueuedJob>(ptr: *const ()) {
+    // SAFETY: written by `queue_detached`, read once here (the JobRef runs
+    // once).
+    let Queued { value, count } = unsafe { std::ptr::read(ptr as *const Queued<X>) };
+    // SAFETY: allocated by `alloc_block::<Queued<X>>`; its value was moved
+    // out.
+    unsafe { free_block::<Queued<X>>(NonNull::new_unchecked(ptr as *mut u8)) };
+    value.run(count);
+}
+
+/// The current worker, if it belongs to `group`'s pool.
+#[inline]
+fn pool_worker(group: &TaskGroup) -> Option<&WorkerThread> {
+    WorkerThread::current().filter(|w| std::ptr::eq(w.registry(), &**group.registry()))
+}
+
+/// Queues `job` on `worker` (from [`pool_worker`]), or, off the pool, on
+/// the pool's injector.
+#[inline]
+fn queue(worker: Option<&WorkerThread>, group: &TaskGroup, job: JobRef) {
     match worker {
         Some(w) => w.push_private(job),
         None => group.registry().push(job),
     }
-}
-
-/// Executes a [`queue_job`] job: takes the value out, frees its block, runs
-/// it.
-unsafe fn run_queued_job<X: QueuedJob>(ptr: *const ()) {
-    // SAFETY: written by `queue_job`, read once here (the JobRef runs once).
-    let value = unsafe { std::ptr::read(ptr as *const X) };
-    // SAFETY: allocated by `alloc_block::<X>`; its value was moved out.
-    unsafe { free_block::<X>(NonNull::new_unchecked(ptr as *mut u8)) };
-    value.run();
 }
 
 /// # Safety
