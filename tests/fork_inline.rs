@@ -2,7 +2,9 @@
 //! the task, frees it without any read-modify-write (the fast path of
 //! `JoinHandle::poll`). These tests pin the cases where that path must
 //! *not* be taken (a kept waker, an unfinished grandchild, a panic) and
-//! that outputs and futures are dropped exactly once either way.
+//! that outputs and futures are dropped exactly once either way, and that
+//! only a fork whose job is on top of the worker's own stack is taken back:
+//! one queued elsewhere is left to the workers that want it.
 
 mod common;
 
@@ -232,4 +234,52 @@ fn task_blocks_of_every_size_are_recycled_without_mixing_data() {
             "every output dropped once ({workers} workers)"
         );
     }
+}
+
+/// Found by a coarse-grained fork benchmark: a task that forked leaves and
+/// awaited them in order ran every one of them itself (each await claimed
+/// the queued leaf and ran it inline), so the idle workers never got one:
+/// eight 1 ms leaves took 8 ms on two workers. Each leaf here spins (as a
+/// long leaf computation would, pushing nothing) until a second leaf has
+/// started: with two or more workers that must happen while it spins.
+#[test]
+#[cfg_attr(miri, ignore = "a scheduling property with spinning leaves: too slow under Miri")]
+fn leaves_forked_then_awaited_in_order_run_on_several_workers() {
+    use std::time::{Duration, Instant};
+    common::within(120, "leaves awaited in order", || {
+        for workers in [2, 4] {
+            let pool = common::pool(workers);
+            for round in 0..20 {
+                let started = Arc::new(AtomicUsize::new(0));
+                let alone = pool
+                    .run_par(move |p| {
+                        Box::pin(async move {
+                            let leaves: Vec<_> = (0..4)
+                                .map(|_| {
+                                    let started = Arc::clone(&started);
+                                    p.fork(async move {
+                                        started.fetch_add(1, SeqCst);
+                                        let give_up = Instant::now() + Duration::from_secs(5);
+                                        while started.load(SeqCst) < 2 && Instant::now() < give_up {
+                                            std::hint::spin_loop();
+                                        }
+                                        started.load(SeqCst) < 2
+                                    })
+                                })
+                                .collect();
+                            let mut alone = 0;
+                            for leaf in leaves {
+                                alone += leaf.await as usize;
+                            }
+                            alone
+                        })
+                    })
+                    .unwrap();
+                assert_eq!(
+                    alone, 0,
+                    "{workers} workers, round {round}: a leaf ran 5 s with no other leaf started"
+                );
+            }
+        }
+    });
 }

@@ -71,15 +71,23 @@
 //!
 //! # Running children inline
 //!
-//! Awaiting a `JoinHandle` whose task is still `SCHEDULED` (nobody stole it)
-//! claims it and polls it right there, like `join` pops its job back: the
-//! common fork-then-await costs one poll on the same stack and no
-//! context switch. The stale `JobRef` left in the queue finds the task not
-//! `SCHEDULED` and only drops its reference.
+//! Awaiting a `JoinHandle` whose task is still `SCHEDULED` and whose job is
+//! on top of the worker's private stack (nobody could steal it) pops the
+//! job back and polls the task right there, like `join` pops its job back:
+//! the common fork-then-await costs one poll on the same stack and no
+//! context switch. Before that poll a hungry worker is handed the other
+//! private jobs (the child may be a long leaf that pushes nothing).
 //!
-//! When the job was still on top of the private stack (never published) and
-//! the first poll finishes the future, the handle usually holds every
-//! reference there is: no waker was kept, every child finished inline.
+//! A `SCHEDULED` task whose job is anywhere else (published, under newer
+//! jobs, or woken and queued) is *not* claimed: the awaiting task parks and
+//! the job runs wherever it is taken. Claiming it there too took published
+//! jobs from thieves and made a task that forked N leaves and awaited them
+//! in order run every leaf itself while the other workers idled
+//! (`tests/fork_inline.rs`).
+//!
+//! When the popped task's first poll finishes the future, the handle
+//! usually holds every reference there is: no waker was kept, every child
+//! finished inline.
 //! `is_exclusive` checks exactly that, and the task is then freed with no
 //! read-modify-write at all (`free_exclusive`): the async analogue of an
 //! unstolen `join`.
@@ -978,43 +986,57 @@ impl<T> Future for JoinHandle<T> {
         // SAFETY: the handle holds a reference.
         let header = unsafe { &*h };
         let mut s = header.state.load(Acquire);
-        // Not stolen yet: run it here, on our stack. If its job is still on
-        // top of our private stack, take it back (no fence, no deque); the
-        // claim is still a CAS, because a task that was woken may also be
+        // Not stolen yet and its job on top of our private stack (the
+        // common fork-then-await): take it back and run it here, on our
+        // stack (no fence, no deque). The claim is still a CAS unless the
+        // task was never polled, because a task that was woken may also be
         // queued elsewhere.
         if s & (SCHEDULED | RUNNING | COMPLETE) == SCHEDULED {
-            let popped = WorkerThread::current().is_some_and(|w| w.pop_private_if(h as *const ()));
-            if popped && s == SCHEDULED | JOIN_INTEREST {
-                // Never polled and its only JobRef is back in our hands: no
-                // other thread can reach the state word, a store claims it.
-                header.state.store(RUNNING | JOIN_INTEREST | POLLED, Relaxed);
-                // SAFETY: we hold RUNNING and the handle's reference.
-                let polled = unsafe { poll_step(h) };
-                // SAFETY: RUNNING and both references are still ours.
-                if matches!(polled, Some(Ok(Poll::Ready(())))) && unsafe { is_exclusive(h) } {
-                    // Holds no payload: nothing to drop.
-                    std::mem::forget(polled);
-                    let out = self.try_take().expect("a completed task left its output");
-                    // SAFETY: exclusive: the last users of the task are
-                    // this handle and the JobRef it popped.
-                    unsafe { free_exclusive(h) };
-                    self.header = std::ptr::null();
-                    return Poll::Ready(out);
+            let worker = WorkerThread::current();
+            if let Some(w) = worker.filter(|w| w.pop_private_if(h as *const ())) {
+                // The child may run long and push nothing (a leaf): the last
+                // chance for a while to hand a hungry worker the jobs we
+                // hold (siblings forked before it, say).
+                if w.is_hungry() {
+                    w.publish_all();
                 }
-                if let Some(result) = polled {
-                    // SAFETY: still RUNNING.
-                    unsafe { after_poll(h, result) };
+                if s == SCHEDULED | JOIN_INTEREST {
+                    // Never polled and its only JobRef is back in our hands:
+                    // no other thread can reach the state word, a store
+                    // claims it.
+                    header.state.store(RUNNING | JOIN_INTEREST | POLLED, Relaxed);
+                    // SAFETY: we hold RUNNING and the handle's reference.
+                    let polled = unsafe { poll_step(h) };
+                    // SAFETY: RUNNING and both references are still ours.
+                    if matches!(polled, Some(Ok(Poll::Ready(())))) && unsafe { is_exclusive(h) } {
+                        // Holds no payload: nothing to drop.
+                        std::mem::forget(polled);
+                        let out = self.try_take().expect("a completed task left its output");
+                        // SAFETY: exclusive: the last users of the task are
+                        // this handle and the JobRef it popped.
+                        unsafe { free_exclusive(h) };
+                        self.header = std::ptr::null();
+                        return Poll::Ready(out);
+                    }
+                    if let Some(result) = polled {
+                        // SAFETY: still RUNNING.
+                        unsafe { after_poll(h, result) };
+                    }
+                // SAFETY: the handle's reference keeps the task alive.
+                } else if unsafe { try_claim(h) } {
+                    // SAFETY: a successful claim gives us RUNNING.
+                    unsafe { poll_claimed(h) };
                 }
-            // SAFETY: the handle's reference keeps the task alive.
-            } else if unsafe { try_claim(h) } {
-                // SAFETY: a successful claim gives us RUNNING.
-                unsafe { poll_claimed(h) };
-            }
-            if popped {
                 // The popped JobRef's reference is released with ours.
                 self.extra_ref = true;
+                s = header.state.load(Acquire);
             }
-            s = header.state.load(Acquire);
+            // Otherwise its job is queued elsewhere: published (a thief may
+            // be taking it right now), under newer jobs of ours, or woken
+            // and queued. We park below and leave it to whoever gets to it:
+            // claiming it here took it from thieves, and a task that forked
+            // N leaves and awaited them in order ran them all itself, one
+            // after the other, while the other workers idled.
         }
         loop {
             if s & COMPLETE != 0 {
