@@ -3,8 +3,7 @@
 //! `JoinHandle::poll`). These tests pin the cases where that path must
 //! *not* be taken (a kept waker, an unfinished grandchild, a panic) and
 //! that outputs and futures are dropped exactly once either way, and that
-//! only a fork whose job is on top of the worker's own stack is taken back:
-//! one queued elsewhere is left to the workers that want it.
+//! a fork is run by whoever awaits it, wherever it is queued.
 
 mod common;
 
@@ -236,50 +235,54 @@ fn task_blocks_of_every_size_are_recycled_without_mixing_data() {
     }
 }
 
-/// Found by a coarse-grained fork benchmark: a task that forked leaves and
-/// awaited them in order ran every one of them itself (each await claimed
-/// the queued leaf and ran it inline), so the idle workers never got one:
-/// eight 1 ms leaves took 8 ms on two workers. Each leaf here spins (as a
-/// long leaf computation would, pushing nothing) until a second leaf has
-/// started: with two or more workers that must happen while it spins.
+/// A fork awaited from a session on another pool, while the only worker of
+/// its own pool waits for that session: the await runs it where it is (a
+/// job is claimed wherever it is queued). Parking there instead left it to
+/// a pool with no free worker: a deadlock (found by review).
 #[test]
-#[cfg_attr(miri, ignore = "a scheduling property with spinning leaves: too slow under Miri")]
-fn leaves_forked_then_awaited_in_order_run_on_several_workers() {
-    use std::time::{Duration, Instant};
-    common::within(120, "leaves awaited in order", || {
-        for workers in [2, 4] {
-            let pool = common::pool(workers);
-            for round in 0..20 {
-                let started = Arc::new(AtomicUsize::new(0));
-                let alone = pool
-                    .run_par(move |p| {
-                        Box::pin(async move {
-                            let leaves: Vec<_> = (0..4)
-                                .map(|_| {
-                                    let started = Arc::clone(&started);
-                                    p.fork(async move {
-                                        started.fetch_add(1, SeqCst);
-                                        let give_up = Instant::now() + Duration::from_secs(5);
-                                        while started.load(SeqCst) < 2 && Instant::now() < give_up {
-                                            std::hint::spin_loop();
-                                        }
-                                        started.load(SeqCst) < 2
-                                    })
-                                })
-                                .collect();
-                            let mut alone = 0;
-                            for leaf in leaves {
-                                alone += leaf.await as usize;
-                            }
-                            alone
-                        })
-                    })
-                    .unwrap();
-                assert_eq!(
-                    alone, 0,
-                    "{workers} workers, round {round}: a leaf ran 5 s with no other leaf started"
-                );
-            }
-        }
+fn a_fork_awaited_from_a_session_on_another_pool_runs_there() {
+    let r = common::within(60, "fork awaited from another pool", || {
+        let outer = common::pool(1);
+        let inner = Arc::new(common::pool(1));
+        outer.run_par(move |p| {
+            Box::pin(async move {
+                let h = p.fork(async { 5u64 });
+                inner.run_par(move |_| Box::pin(h))
+            })
+        })
     });
+    assert_eq!(r, Ok(Ok(5)));
+}
+
+/// A fork awaited by a thread outside the pool (a scoped thread polling the
+/// handle while the worker that forked it waits for the thread): the await
+/// runs it there.
+#[test]
+fn a_fork_awaited_by_a_thread_outside_the_pool_runs_there() {
+    use std::task::{Context, Wake};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) {
+                return v;
+            }
+            std::thread::park();
+        }
+    }
+    let r = common::within(60, "fork awaited by a scoped thread", || {
+        common::pool(1).run_par(|p| {
+            Box::pin(async move {
+                let h = p.fork(async { 5u64 });
+                std::thread::scope(|s| s.spawn(move || block_on(h)).join().unwrap())
+            })
+        })
+    });
+    assert_eq!(r, Ok(5));
 }

@@ -59,3 +59,37 @@ fn panic_in_join_propagates_after_both_sides_finish() {
     // The pool is still usable.
     assert_eq!(pool.install(|| fib(15)), 610);
 }
+
+/// With one worker nobody can steal `b`: it is still on the worker's
+/// private stack when `a` panics, and must still run before the panic
+/// leaves `join`. If `b` panics too, `b`'s panic is the one propagated (as
+/// documented; the same when `b` was stolen).
+#[test]
+fn a_panic_in_join_runs_the_unstolen_right_side_first() {
+    let pool = ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    for right_panics in [false, true] {
+        let done = AtomicUsize::new(0);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.install(|| {
+                join(
+                    || -> u32 { panic!("left side fails") },
+                    || {
+                        done.fetch_add(1, Ordering::SeqCst);
+                        if right_panics {
+                            panic!("right side fails too");
+                        }
+                        fib(10)
+                    },
+                )
+            })
+        }));
+        let want = if right_panics {
+            "right side fails too"
+        } else {
+            "left side fails"
+        };
+        assert_eq!(r.unwrap_err().downcast_ref::<&str>(), Some(&want));
+        assert_eq!(done.load(Ordering::SeqCst), 1, "right side panics: {right_panics}");
+        assert_eq!(pool.install(|| fib(15)), 610);
+    }
+}

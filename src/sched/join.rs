@@ -20,7 +20,8 @@ use super::registry::WorkerThread;
 /// Called outside a pool, it runs inside the global pool and blocks until
 /// both are done. If either closure panics, the panic is propagated to
 /// the caller once both have finished (the other closure still runs to
-/// completion, as in rayon).
+/// completion, as in rayon). If both panic, `b`'s panic is the one
+/// propagated.
 ///
 /// ```
 /// fn fib(n: u64) -> u64 {

@@ -427,11 +427,44 @@ impl WorkerThread {
         }
     }
 
+    /// How many jobs are on the shared deque and on the private stack.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn queued_jobs(&self) -> (usize, usize) {
+        // SAFETY: only this thread touches `private`, not re-entrantly.
+        (self.deque.len(), unsafe { (*self.private.get()).len() })
+    }
+
+    /// Raises the hungry flag as an idle worker would.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn raise_hungry(&self) {
+        self.registry.hungry.store(true, Relaxed);
+    }
+
     /// Pops the top private job if it is `id` (it was not published).
     #[inline]
     pub(crate) fn pop_private_if(&self, id: *const ()) -> bool {
         // SAFETY: only this thread touches `private`, not re-entrantly.
         unsafe { (*self.private.get()).pop_if(id) }
+    }
+
+    /// `publish_oldest` for a worker about to run job `id` itself (an
+    /// awaited fork): publishes the oldest private job that is not `id`
+    /// (`id`'s own JobRef, if it comes first, goes along: it is stale once
+    /// the task is claimed).
+    #[cold]
+    pub(crate) fn publish_oldest_except(&self, id: *const ()) {
+        loop {
+            // SAFETY: only this thread touches `private`, not re-entrantly.
+            let Some(job) = (unsafe { (*self.private.get()).take_oldest() }) else {
+                return;
+            };
+            self.registry.hungry.store(false, Relaxed);
+            let other = job.id() != id;
+            self.push(job);
+            if other {
+                return;
+            }
+        }
     }
 
     #[cold]
@@ -622,6 +655,11 @@ impl PrivateStack {
         } else {
             false
         }
+    }
+
+    #[cfg(all(test, not(loom)))]
+    fn len(&self) -> usize {
+        self.jobs.len() - self.bottom
     }
 
     fn take_oldest(&mut self) -> Option<JobRef> {

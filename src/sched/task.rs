@@ -71,19 +71,21 @@
 //!
 //! # Running children inline
 //!
-//! Awaiting a `JoinHandle` whose task is still `SCHEDULED` and whose job is
-//! on top of the worker's private stack (nobody could steal it) pops the
-//! job back and polls the task right there, like `join` pops its job back:
+//! Awaiting a `JoinHandle` whose task is still `SCHEDULED` (nobody started
+//! it) claims it and polls it right there, like `join` pops its job back:
 //! the common fork-then-await costs one poll on the same stack and no
-//! context switch. Before that poll a hungry worker is handed the other
-//! private jobs (the child may be a long leaf that pushes nothing).
+//! context switch. The stale `JobRef` left in the queue finds the task not
+//! `SCHEDULED` and only drops its reference.
 //!
-//! A `SCHEDULED` task whose job is anywhere else (published, under newer
-//! jobs, or woken and queued) is *not* claimed: the awaiting task parks and
-//! the job runs wherever it is taken. Claiming it there too took published
-//! jobs from thieves and made a task that forked N leaves and awaited them
-//! in order run every leaf itself while the other workers idled
-//! (`tests/fork_inline.rs`).
+//! Before that poll, if a worker is hungry, the awaiting worker publishes
+//! its oldest private job other than the child's, as `push_private` does
+//! at a fork: the child may be a long leaf that pushes nothing, and without
+//! this a task that forked N leaves and awaited them in order ran every
+//! leaf itself while the other workers idled (`tests/fork_inline.rs`). Only
+//! the first leaf still runs alone when nobody was hungry yet. (Parking
+//! instead of claiming a job that was published, so that a thief gets it,
+//! made fine-grained fork trees up to 8x slower at two workers: a claim is
+//! far cheaper than a park and a wake-up.)
 //!
 //! When the popped task's first poll finishes the future, the handle
 //! usually holds every reference there is: no waker was kept, every child
@@ -986,57 +988,53 @@ impl<T> Future for JoinHandle<T> {
         // SAFETY: the handle holds a reference.
         let header = unsafe { &*h };
         let mut s = header.state.load(Acquire);
-        // Not stolen yet and its job on top of our private stack (the
-        // common fork-then-await): take it back and run it here, on our
-        // stack (no fence, no deque). The claim is still a CAS unless the
-        // task was never polled, because a task that was woken may also be
-        // queued elsewhere.
+        // Not started yet: run it here, on our stack. If its job is still on
+        // top of our private stack, take it back (no fence, no deque; never
+        // polled, since only a task's first JobRef goes there, so a store
+        // claims it); otherwise claim it with a CAS, its job staying behind
+        // as a stale reference.
         if s & (SCHEDULED | RUNNING | COMPLETE) == SCHEDULED {
             let worker = WorkerThread::current();
-            if let Some(w) = worker.filter(|w| w.pop_private_if(h as *const ())) {
-                // The child may run long and push nothing (a leaf): the last
-                // chance for a while to hand a hungry worker the jobs we
-                // hold (siblings forked before it, say).
-                if w.is_hungry() {
-                    w.publish_all();
+            let popped = worker.is_some_and(|w| w.pop_private_if(h as *const ()));
+            // The child may be a long leaf that pushes nothing: like a fork,
+            // this await is a point where a hungry worker is handed our
+            // oldest private job (not the child's own: we are about to run
+            // it). Without it a task that forked leaves and awaited them in
+            // order ran them all itself while the other workers idled.
+            if let Some(w) = worker.filter(|w| w.is_hungry()) {
+                w.publish_oldest_except(h as *const ());
+            }
+            if popped && s == SCHEDULED | JOIN_INTEREST {
+                // Never polled and its only JobRef is back in our hands: no
+                // other thread can reach the state word, a store claims it.
+                header.state.store(RUNNING | JOIN_INTEREST | POLLED, Relaxed);
+                // SAFETY: we hold RUNNING and the handle's reference.
+                let polled = unsafe { poll_step(h) };
+                // SAFETY: RUNNING and both references are still ours.
+                if matches!(polled, Some(Ok(Poll::Ready(())))) && unsafe { is_exclusive(h) } {
+                    // Holds no payload: nothing to drop.
+                    std::mem::forget(polled);
+                    let out = self.try_take().expect("a completed task left its output");
+                    // SAFETY: exclusive: the last users of the task are
+                    // this handle and the JobRef it popped.
+                    unsafe { free_exclusive(h) };
+                    self.header = std::ptr::null();
+                    return Poll::Ready(out);
                 }
-                if s == SCHEDULED | JOIN_INTEREST {
-                    // Never polled and its only JobRef is back in our hands:
-                    // no other thread can reach the state word, a store
-                    // claims it.
-                    header.state.store(RUNNING | JOIN_INTEREST | POLLED, Relaxed);
-                    // SAFETY: we hold RUNNING and the handle's reference.
-                    let polled = unsafe { poll_step(h) };
-                    // SAFETY: RUNNING and both references are still ours.
-                    if matches!(polled, Some(Ok(Poll::Ready(())))) && unsafe { is_exclusive(h) } {
-                        // Holds no payload: nothing to drop.
-                        std::mem::forget(polled);
-                        let out = self.try_take().expect("a completed task left its output");
-                        // SAFETY: exclusive: the last users of the task are
-                        // this handle and the JobRef it popped.
-                        unsafe { free_exclusive(h) };
-                        self.header = std::ptr::null();
-                        return Poll::Ready(out);
-                    }
-                    if let Some(result) = polled {
-                        // SAFETY: still RUNNING.
-                        unsafe { after_poll(h, result) };
-                    }
-                // SAFETY: the handle's reference keeps the task alive.
-                } else if unsafe { try_claim(h) } {
-                    // SAFETY: a successful claim gives us RUNNING.
-                    unsafe { poll_claimed(h) };
+                if let Some(result) = polled {
+                    // SAFETY: still RUNNING.
+                    unsafe { after_poll(h, result) };
                 }
+            // SAFETY: the handle's reference keeps the task alive.
+            } else if unsafe { try_claim(h) } {
+                // SAFETY: a successful claim gives us RUNNING.
+                unsafe { poll_claimed(h) };
+            }
+            if popped {
                 // The popped JobRef's reference is released with ours.
                 self.extra_ref = true;
-                s = header.state.load(Acquire);
             }
-            // Otherwise its job is queued elsewhere: published (a thief may
-            // be taking it right now), under newer jobs of ours, or woken
-            // and queued. We park below and leave it to whoever gets to it:
-            // claiming it here took it from thieves, and a task that forked
-            // N leaves and awaited them in order ran them all itself, one
-            // after the other, while the other workers idled.
+            s = header.state.load(Acquire);
         }
         loop {
             if s & COMPLETE != 0 {
@@ -1122,4 +1120,37 @@ pub fn yield_now() -> impl Future<Output = ()> {
         }
     }
     YieldNow(false)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::WorkerThread;
+    use crate::ThreadPoolBuilder;
+
+    /// An await that runs its child inline first hands a hungry worker the
+    /// oldest private job other than the child's (module doc, "Running
+    /// children inline"): without it, a task that forked leaves and awaited
+    /// them in order ran them all itself while the other workers idled.
+    /// One worker, with the flag raised by hand: nobody takes the published
+    /// jobs, so the child can count them.
+    #[test]
+    fn an_inline_await_publishes_a_sibling_for_a_hungry_worker() {
+        let pool = ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let r = pool.run_par(|p| {
+            Box::pin(async move {
+                let first = p.fork(async {
+                    let w = WorkerThread::current().expect("runs on the worker");
+                    w.queued_jobs()
+                });
+                let second = p.fork(async { 2 });
+                WorkerThread::current().expect("runs on the worker").raise_hungry();
+                let (published, private) = first.await;
+                assert_eq!(second.await, 2);
+                (published, private)
+            })
+        });
+        // `first`'s own JobRef was the oldest (it goes along, stale), then
+        // `second`'s: both on the shared deque, none left private.
+        assert_eq!(r, Ok((2, 0)));
+    }
 }
