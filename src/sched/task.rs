@@ -81,16 +81,17 @@
 //! its oldest private job other than the child's, as `push_private` does
 //! at a fork: the child may be a long leaf that pushes nothing, and without
 //! this a task that forked N leaves and awaited them in order ran every
-//! leaf itself while the other workers idled (`tests/fork_inline.rs`). Only
+//! leaf itself while the other workers idled (the unit test below). Only
 //! the first leaf still runs alone when nobody was hungry yet. (Parking
 //! instead of claiming a job that was published, so that a thief gets it,
-//! made fine-grained fork trees up to 8x slower at two workers: a claim is
-//! far cheaper than a park and a wake-up.)
+//! made fine-grained fork trees up to 8x slower at two workers, since a
+//! claim is far cheaper than a park and a wake-up; and it left a fork
+//! awaited from another pool or a foreign thread to a pool whose worker
+//! was waiting for that very await: `tests/fork_inline.rs`.)
 //!
 //! When the popped task's first poll finishes the future, the handle
 //! usually holds every reference there is: no waker was kept, every child
-//! finished inline.
-//! `is_exclusive` checks exactly that, and the task is then freed with no
+//! finished inline. `is_exclusive` checks exactly that, and the task is then freed with no
 //! read-modify-write at all (`free_exclusive`): the async analogue of an
 //! unstolen `join`.
 
