@@ -318,8 +318,18 @@ fn handlers_closure_and_derived_sets() {
     let mut t: Vec<u32> = expected.iter().map(|x| x / 10).collect();
     t.dedup();
     assert_eq!(tens, t);
-    assert!(both.iter().all(|x| evens.contains(x) && tens.contains(x)));
-    assert!(odd_halves.len() >= tens.len());
+    let want_both: Vec<u32> = evens.iter().copied().filter(|x| tens.contains(x)).collect();
+    assert!(!want_both.is_empty(), "the intersection is not trivially empty");
+    assert_eq!(both, want_both);
+    let mut want_halves: Vec<u32> = expected
+        .iter()
+        .filter(|x| *x % 2 == 1)
+        .map(|x| x / 2)
+        .chain(tens.iter().copied())
+        .collect();
+    want_halves.sort_unstable();
+    want_halves.dedup();
+    assert_eq!(odd_halves, want_halves);
 }
 
 /// Quasi-deterministic but correct: `freeze_set_after` freezes only once
@@ -601,6 +611,10 @@ fn racy(p: lvars::Par<'_, lvars::QuasiDet>) -> lvars::ParFuture<'_, Vec<u32>> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "chaos"),
+    ignore = "catching the race needs perturbed schedules: --features chaos"
+)]
 fn racy_freeze_is_caught() {
     let allowed = [Ok(vec![1, 2]), Err(Error::PutAfterFreeze { lvar: "ISet" })];
     // Every run gives one of the two outcomes quasi-determinism allows.

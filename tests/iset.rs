@@ -328,10 +328,13 @@ fn concurrent_waiters_and_inserters_all_resolve() {
     }
 }
 
+/// A dropped pending wait withdraws its waiter: the inserts that would have
+/// satisfied it wake nobody, and no waiter keeps a clone of the waker.
 #[test]
 fn dropped_waits_are_withdrawn() {
     let set = RawISet::with_capacity(0);
-    let waker = Waker::from(Arc::new(CountWake(AtomicUsize::new(0))));
+    let wakes = Arc::new(CountWake(AtomicUsize::new(0)));
+    let waker = Waker::from(Arc::clone(&wakes));
     let mut cx = Context::from_waker(&waker);
     for i in 0..100u32 {
         let mut a = Box::pin(set.wait_contains(i));
@@ -343,6 +346,8 @@ fn dropped_waits_are_withdrawn() {
         set.insert(i).unwrap();
     }
     assert_eq!(set.len(), 200);
+    assert_eq!(wakes.0.load(SeqCst), 0, "a dropped wait was woken");
+    assert_eq!(Arc::strong_count(&wakes), 2, "a withdrawn waiter still holds the waker");
 }
 
 #[test]

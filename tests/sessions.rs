@@ -25,21 +25,25 @@ fn ivar_get_waits_for_a_forked_put() {
 #[test]
 fn pair_lattice_threshold_reached_only_by_the_join_wakes_the_waiter() {
     // LVish's defect: the wake-up check looked at the put's argument.
-    // put (a, bot) then put (bot, b): only the join reaches (a, b).
-    let r = pool(2).run_par(|p| {
-        Box::pin(async move {
-            let lv: LVar<(Max<u32>, Max<u32>)> = LVar::new(p);
-            let waiter = {
-                let lv = lv.clone();
-                p.fork(async move { lv.get_at_least((Max::new(3), Max::new(5))).unwrap().await })
-            };
-            lvars::yield_now().await; // let the waiter park first
-            lv.put((Max::new(3), Max::default())).unwrap();
-            lv.put((Max::default(), Max::new(5))).unwrap();
-            waiter.await
-        })
-    });
-    assert_eq!(r, Ok((Max::new(3), Max::new(5))));
+    // put (a, bot) then put (bot, b): only the join reaches (a, b). On one
+    // worker the waiter always parks before the puts (on two it raced them
+    // and got past the threshold without parking in about half the runs).
+    for workers in [1, 2] {
+        let r = pool(workers).run_par(|p| {
+            Box::pin(async move {
+                let lv: LVar<(Max<u32>, Max<u32>)> = LVar::new(p);
+                let waiter = {
+                    let lv = lv.clone();
+                    p.fork(async move { lv.get_at_least((Max::new(3), Max::new(5))).unwrap().await })
+                };
+                lvars::yield_now().await; // let the waiter park first
+                lv.put((Max::new(3), Max::default())).unwrap();
+                lv.put((Max::default(), Max::new(5))).unwrap();
+                waiter.await
+            })
+        });
+        assert_eq!(r, Ok((Max::new(3), Max::new(5))), "{workers} worker(s)");
+    }
 }
 
 #[test]

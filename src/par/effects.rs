@@ -114,7 +114,7 @@
 //! ```compile_fail,E0277
 //! use lvars::effects::{HasGet, WriteOnly};
 //! use lvars::{IVar, Par};
-//! fn reader<E: HasGet>(p: Par<'_, E>) -> IVar<'_, u8, E> { IVar::new(p) }
+//! fn reader<E: HasGet>(p: Par<'_, E>) -> IVar<'_, u8, E::Data> { IVar::new(p) }
 //! let _ = lvars::run_par(|p| Box::pin(async move {
 //!     let _ = reader(p.restrict::<WriteOnly>());
 //! }));
