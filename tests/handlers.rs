@@ -21,21 +21,30 @@ type Deliveries = Arc<Mutex<Vec<HashMap<u32, usize>>>>;
 fn every_handler_sees_every_element_exactly_once_under_racing_inserts() {
     const HANDLERS: usize = 3;
     const N: u32 = 2_000;
+    // Installations that happened while inserts were running (some done,
+    // not all): without any, nothing raced.
+    let raced = Arc::new(AtomicUsize::new(0));
     for workers in [2, 8] {
         let pool = pool(workers);
         for round in 0..20 {
             let seen: Deliveries = Arc::new(Mutex::new(vec![HashMap::new(); HANDLERS]));
             let s2 = Arc::clone(&seen);
+            let raced = Arc::clone(&raced);
             let frozen = pool
                 .run_par_then_freeze(move |p| {
                     Box::pin(async move {
                         let set: ISet<u32> = ISet::new(p);
                         let handlers = HandlerPool::new(p);
+                        // Insert calls made so far (outside the LVar model:
+                        // only to tell whether an installation raced them).
+                        let inserted = Arc::new(AtomicUsize::new(0));
                         // Inserters: overlapping ranges, so many inserts are duplicates.
                         for t in 0..4u32 {
+                            let inserted = Arc::clone(&inserted);
                             p.fork(async move {
                                 for i in 0..N {
                                     set.insert((i * 7 + t * 13) % N).unwrap();
+                                    inserted.fetch_add(1, SeqCst);
                                     if i % 256 == 0 {
                                         lvars::yield_now().await;
                                     }
@@ -46,6 +55,10 @@ fn every_handler_sees_every_element_exactly_once_under_racing_inserts() {
                         for h in 0..HANDLERS {
                             for _ in 0..h * 3 {
                                 lvars::yield_now().await;
+                            }
+                            let done = inserted.load(SeqCst);
+                            if done > 0 && done < 4 * N as usize {
+                                raced.fetch_add(1, SeqCst);
                             }
                             let seen = Arc::clone(&s2);
                             handlers
@@ -75,6 +88,10 @@ fn every_handler_sees_every_element_exactly_once_under_racing_inserts() {
             }
         }
     }
+    assert!(
+        raced.load(SeqCst) > 0,
+        "no handler was installed while inserts were running: nothing raced"
+    );
 }
 
 /// A traversal written with a handler: the closure of {1} under x -> 2x and
