@@ -77,9 +77,9 @@
 //! context switch. The stale `JobRef` left in the queue finds the task not
 //! `SCHEDULED` and only drops its reference.
 //!
-//! Before that poll, if a worker is hungry, the awaiting worker publishes
-//! its oldest private job other than the child's, as `push_private` does
-//! at a fork: the child may be a long leaf that pushes nothing, and without
+//! Before that poll, if a worker is hungry, the awaiting worker releases
+//! the handler element it holds in place (if any) and publishes its oldest
+//! private job other than the child's, as `push_private` does at a fork: the child may be a long leaf that pushes nothing, and without
 //! this a task that forked N leaves and awaited them in order ran every
 //! leaf itself while the other workers idled (the unit test below). Only
 //! the first leaf still runs alone when nobody was hungry yet. (Parking
@@ -998,11 +998,14 @@ impl<T> Future for JoinHandle<T> {
             let worker = WorkerThread::current();
             let popped = worker.is_some_and(|w| w.pop_private_if(h as *const ()));
             // The child may be a long leaf that pushes nothing: like a fork,
-            // this await is a point where a hungry worker is handed our
-            // oldest private job (not the child's own: we are about to run
-            // it). Without it a task that forked leaves and awaited them in
-            // order ran them all itself while the other workers idled.
+            // this await is a point where a hungry worker is handed what we
+            // hold back: a handler element held in place (`deferred.rs`),
+            // and our oldest private job (not the child's own: we are about
+            // to run it). Without it a task that forked leaves and awaited
+            // them in order ran them all itself while the other workers
+            // idled.
             if let Some(w) = worker.filter(|w| w.is_hungry()) {
+                w.release_deferred();
                 w.publish_oldest_except(h as *const ());
             }
             if popped && s == SCHEDULED | JOIN_INTEREST {
@@ -1153,5 +1156,43 @@ mod tests {
         // `first`'s own JobRef was the oldest (it goes along, stale), then
         // `second`'s: both on the shared deque, none left private.
         assert_eq!(r, Ok((2, 0)));
+    }
+
+    /// The same await inside a handler callback that holds an element back
+    /// (the last one it delivered, `deferred.rs`): the element is released
+    /// and, the worker being hungry, published, before the child runs.
+    #[test]
+    fn an_inline_await_releases_a_held_handler_element_for_a_hungry_worker() {
+        use crate::{HandlerPool, ISet};
+        use std::sync::{Arc, Mutex};
+        let pool = ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let seen = Arc::new(Mutex::new(None));
+        let s2 = Arc::clone(&seen);
+        let r = pool.run_par(move |p| {
+            Box::pin(async move {
+                let set: ISet<u32> = ISet::new(p);
+                let handlers = HandlerPool::new(p);
+                handlers
+                    .add_handler(&set, move |x| {
+                        let seen = Arc::clone(&s2);
+                        async move {
+                            if x == 0 {
+                                // Held in place: nobody is hungry yet.
+                                set.insert(1).unwrap();
+                                let child = p
+                                    .fork(async { WorkerThread::current().expect("runs on the worker").queued_jobs() });
+                                WorkerThread::current().expect("runs on the worker").raise_hungry();
+                                *seen.lock().unwrap() = Some(child.await);
+                            }
+                        }
+                    })
+                    .unwrap();
+                set.insert(0).unwrap();
+                handlers.quiesce().await;
+            })
+        });
+        assert_eq!(r, Ok(()));
+        // Element 1's job on the shared deque, nothing private.
+        assert_eq!(*seen.lock().unwrap(), Some((1, 0)));
     }
 }
