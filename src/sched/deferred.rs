@@ -24,6 +24,11 @@
 //! 3. A holder whose poll returns `Pending` releases its held work itself
 //!    before returning: a parked task holds nothing.
 //!
+//! Not needed for the invariant, but for parallelism: a worker about to
+//! run a forked child inline while another worker is hungry releases the
+//! installed `Deferred` too (`JoinHandle::poll` in `task.rs`), since the
+//! child may run long.
+//!
 //! Everything here happens on one thread (the `Deferred` lives in the
 //! holder's poll frame and the pointer to it in the worker's state), so
 //! there is no concurrent protocol to model.
