@@ -3,12 +3,11 @@
 
 mod common;
 
-use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 
-use common::{poll_with, CountingWaker};
+use common::{block_on, poll_with, CountingWaker};
 use lvars::crdt::codec::{to_bytes, DecodeError};
 use lvars::crdt::{GCounter, GSet, ORSet, Replica, ReplicaError, ReplicaId, VClock};
 use lvars::lattice::{Flat, Max};
@@ -131,25 +130,6 @@ fn wait_view_answers_monotone_questions() {
     assert!(waker.count() > woken);
     assert_eq!(poll_with(fut.as_mut(), &waker), Poll::Ready(Max::new(3)));
     assert_eq!(r.query_view(total, &at_least_3), Some(Max::new(3)));
-}
-
-/// Runs `fut` to completion on this thread, parking between polls.
-fn block_on<F: Future>(fut: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut fut = pin!(fut);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
-    }
 }
 
 #[test]

@@ -266,28 +266,11 @@ fn a_fork_awaited_from_a_session_on_another_pool_runs_there() {
 /// runs it there.
 #[test]
 fn a_fork_awaited_by_a_thread_outside_the_pool_runs_there() {
-    use std::task::{Context, Wake};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        let mut f = std::pin::pin!(f);
-        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-        loop {
-            if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) {
-                return v;
-            }
-            std::thread::park();
-        }
-    }
     let r = common::within(60, "fork awaited by a scoped thread", || {
         common::pool(1).run_par(|p| {
             Box::pin(async move {
                 let h = p.fork(async { 5u64 });
-                std::thread::scope(|s| s.spawn(move || block_on(h)).join().unwrap())
+                std::thread::scope(|s| s.spawn(move || common::block_on(h)).join().unwrap())
             })
         })
     });

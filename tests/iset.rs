@@ -15,24 +15,8 @@ use std::time::Duration;
 use lvars::data::RawISet;
 use lvars::{Error, ThreadPoolBuilder};
 
-/// Runs a future to completion on this thread, parking between polls.
-fn block_on<F: Future>(f: F) -> F::Output {
-    struct Unpark(thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        thread::park();
-    }
-}
+mod common;
+use common::block_on;
 
 /// Counts wake-ups (for polling by hand).
 struct CountWake(AtomicUsize);

@@ -447,10 +447,10 @@ impl WorkerThread {
         unsafe { (*self.private.get()).pop_if(id) }
     }
 
-    /// `publish_oldest` for a worker about to run job `id` itself (an
-    /// awaited fork): publishes the oldest private job that is not `id`
-    /// (`id`'s own JobRef, if it comes first, goes along: it is stale once
-    /// the task is claimed).
+    /// Publishes the oldest private job that is not `id` and lowers the
+    /// hungry flag: a worker about to run job `id` itself (an awaited fork)
+    /// hands a hungry one something else (`id`'s own JobRef, if it comes
+    /// first, goes along: it is stale once the task is claimed).
     #[cold]
     pub(crate) fn publish_oldest_except(&self, id: *const ()) {
         loop {
@@ -469,12 +469,8 @@ impl WorkerThread {
 
     #[cold]
     fn publish_oldest(&self) {
-        // SAFETY: only this thread touches `private`, not re-entrantly.
-        let job = unsafe { (*self.private.get()).take_oldest() };
-        if let Some(job) = job {
-            self.registry.hungry.store(false, Relaxed);
-            self.push(job);
-        }
+        // No JobRef has a null id: this publishes the oldest job, if any.
+        self.publish_oldest_except(std::ptr::null());
     }
 
     /// Publishes every private job (invariant 2: before waiting, and after

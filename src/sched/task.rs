@@ -79,9 +79,10 @@
 //!
 //! Before that poll, if a worker is hungry, the awaiting worker releases
 //! the handler element it holds in place (if any) and publishes its oldest
-//! private job other than the child's, as `push_private` does at a fork: the child may be a long leaf that pushes nothing, and without
-//! this a task that forked N leaves and awaited them in order ran every
-//! leaf itself while the other workers idled (the unit test below). Only
+//! private job other than the child's, as `push_private` does at a fork:
+//! the child may be a long leaf that pushes nothing, and without this a
+//! task that forked N leaves and awaited them in order ran every leaf
+//! itself while the other workers idled (the unit test below). Only
 //! the first leaf still runs alone when nobody was hungry yet. (Parking
 //! instead of claiming a job that was published, so that a thief gets it,
 //! made fine-grained fork trees up to 8x slower at two workers, since a
@@ -91,9 +92,9 @@
 //!
 //! When the popped task's first poll finishes the future, the handle
 //! usually holds every reference there is: no waker was kept, every child
-//! finished inline. `is_exclusive` checks exactly that, and the task is then freed with no
-//! read-modify-write at all (`free_exclusive`): the async analogue of an
-//! unstolen `join`.
+//! finished inline. `is_exclusive` checks exactly that, and the task is
+//! then freed with no read-modify-write at all (`free_exclusive`): the async
+//! analogue of an unstolen `join`.
 
 use std::alloc::Layout;
 use std::cell::UnsafeCell;
@@ -1131,6 +1132,11 @@ mod tests {
     use super::WorkerThread;
     use crate::ThreadPoolBuilder;
 
+    /// The worker running the calling task (these tests run on pools).
+    fn this_worker() -> &'static WorkerThread {
+        WorkerThread::current().expect("runs on a worker")
+    }
+
     /// An await that runs its child inline first hands a hungry worker the
     /// oldest private job other than the child's (module doc, "Running
     /// children inline"): without it, a task that forked leaves and awaited
@@ -1142,12 +1148,9 @@ mod tests {
         let pool = ThreadPoolBuilder::new().num_threads(1).build().unwrap();
         let r = pool.run_par(|p| {
             Box::pin(async move {
-                let first = p.fork(async {
-                    let w = WorkerThread::current().expect("runs on the worker");
-                    w.queued_jobs()
-                });
+                let first = p.fork(async { this_worker().queued_jobs() });
                 let second = p.fork(async { 2 });
-                WorkerThread::current().expect("runs on the worker").raise_hungry();
+                this_worker().raise_hungry();
                 let (published, private) = first.await;
                 assert_eq!(second.await, 2);
                 (published, private)
@@ -1179,9 +1182,8 @@ mod tests {
                             if x == 0 {
                                 // Held in place: nobody is hungry yet.
                                 set.insert(1).unwrap();
-                                let child = p
-                                    .fork(async { WorkerThread::current().expect("runs on the worker").queued_jobs() });
-                                WorkerThread::current().expect("runs on the worker").raise_hungry();
+                                let child = p.fork(async { this_worker().queued_jobs() });
+                                this_worker().raise_hungry();
                                 *seen.lock().unwrap() = Some(child.await);
                             }
                         }

@@ -40,6 +40,26 @@ impl CountingWaker {
     }
 }
 
+/// Runs a future to completion on this thread, parking between polls (a
+/// thread outside every pool awaiting something).
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
 /// Polls `fut` once with the counting waker `w`.
 pub fn poll_with<F: Future>(fut: Pin<&mut F>, w: &Arc<CountingWaker>) -> Poll<F::Output> {
     let waker = Waker::from(Arc::clone(w));
